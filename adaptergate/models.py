@@ -1,0 +1,230 @@
+"""Typed boundary models: gate configuration and the gate decision.
+
+These pydantic models are what crosses a boundary: what the CLI and the
+Action pass in, what the audit log, the replay buffer and ``--format json``
+write out. Internals (scores, slice membership) are numpy arrays and plain
+dataclasses; see :mod:`adaptergate.decision`.
+
+Reading compatibility: a decision written by adaptergate 0.5.4
+(``schema_version`` 2) validates into :class:`GateDecision`; fields it lacks
+take their defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 3
+"""Serialized shape of :class:`GateDecision`. 0.5.4 wrote 2."""
+
+OutputFormat = Literal["human", "json", "pr-comment", "markdown", "junit"]
+OUTPUT_FORMATS: tuple[str, ...] = ("human", "json", "pr-comment", "markdown", "junit")
+
+
+def _finite(value: float, name: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+class GateConfig(BaseModel):
+    """Every setting that influences a verdict. Recorded in each decision."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epsilon: float = Field(0.02, ge=0.0, le=1.0, description="Max tolerated aggregate drop.")
+    slice_epsilon: float | None = Field(
+        None, ge=0.0, le=1.0, description="Max tolerated drop within any eligible slice."
+    )
+    slice_min_size: int = Field(3, ge=1, description="Slices smaller than this cannot reject.")
+    min_holdout_size: int = Field(20, ge=1, description="Refuse to gate on fewer queries.")
+    strict: bool = Field(
+        False, description="Also reject when any query that passed on baseline now fails."
+    )
+    pass_threshold: float = Field(
+        1.0, ge=0.0, le=1.0, description="A score >= this counts as a pass (strict mode)."
+    )
+    require_calibration: bool = Field(True, description="Refuse to gate without a baseline.")
+    sample: int | None = Field(None, ge=1, description="Gate on a deterministic sample of N.")
+    sample_seed: str | None = Field(None, description="Seed of --sample (default: candidate id).")
+    decision: Literal["threshold"] = "threshold"
+
+    @field_validator("epsilon", "pass_threshold")
+    @classmethod
+    def _check_finite(cls, v: float, info: Any) -> float:
+        return _finite(v, info.field_name)
+
+    @field_validator("slice_epsilon")
+    @classmethod
+    def _check_finite_opt(cls, v: float | None) -> float | None:
+        return None if v is None else _finite(v, "slice_epsilon")
+
+
+class QueryRow(BaseModel):
+    """One query's scores. Field names match adaptergate 0.5.4's ``per_query``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    query_id: Any
+    score_baseline: float
+    score_candidate: float
+    delta: float
+    line: int | None = Field(None, description="1-based line of the query in the holdout file.")
+
+
+class PatternTerm(BaseModel):
+    """An n-gram over-represented in failing queries, with honest counts."""
+
+    ngram: str
+    n_failing: int
+    failing_total: int
+    n_passing: int
+    passing_total: int
+
+    @property
+    def passing_rate(self) -> float:
+        return self.n_passing / self.passing_total if self.passing_total else 0.0
+
+
+class FailurePattern(BaseModel):
+    """What failing queries share that passing ones do not."""
+
+    failing_total: int
+    passing_total: int
+    passing_sampled_from: int | None = Field(
+        None, description="When passing queries were sampled: how many there were in all."
+    )
+    terms: list[PatternTerm] = Field(default_factory=list)
+    summary: str = ""
+
+
+class SliceAttribution(BaseModel):
+    """Per-slice result. The first eight fields are 0.5.4's."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    slice_tag: str
+    n_total: int
+    n_regressed: int
+    score_baseline: float
+    score_candidate: float
+    delta: float
+    regressed_query_ids: list[Any] = Field(default_factory=list)
+    pattern: str | None = None
+    contribution: float = Field(
+        0.0, description="Sum of the slice's per-query deltas divided by the holdout size."
+    )
+    share_of_drop: float | None = Field(
+        None, description="Fraction of the aggregate net drop located in this slice."
+    )
+    eligible: bool = Field(True, description="n_total >= slice_min_size: may reject on its own.")
+    violates: bool = Field(False, description="Exceeds slice_epsilon (and is eligible).")
+    explained_by_driver: bool = Field(
+        False, description="Outside its overlap with the driver slice it is within tolerance."
+    )
+    delta_outside_driver: float | None = None
+    n_outside_driver: int | None = None
+    failure_pattern: FailurePattern | None = None
+
+
+class DuplicateSlices(BaseModel):
+    """Two slice tags that look like one behaviour spelled two ways."""
+
+    tags: list[str]
+    reason: str
+
+
+class GateWarning(BaseModel):
+    code: str
+    message: str
+
+
+class GateDecision(BaseModel):
+    """The full result of one gate run.
+
+    ``--format json`` prints it whole; the audit log stores
+    :meth:`compact` (no per-query rows).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    tool_version: str | None = None
+    accepted: bool
+    verdict: str = ""
+    tenant_id: str
+    candidate_id: str
+    baseline_id: str | None
+    holdout_size: int
+    score_baseline: float
+    score_candidate: float
+    delta: float
+    epsilon: float
+    reason: str
+    reasons: list[str] = Field(default_factory=list, description="Every rule that rejected.")
+    timestamp: str
+    holdout_path: str | None = None
+    config: GateConfig | None = None
+    n_regressed: int = 0
+    n_improved: int = 0
+    per_query: list[QueryRow] = Field(default_factory=list)
+    slice_attributions: list[SliceAttribution] = Field(default_factory=list)
+    driver_slice_tag: str | None = None
+    failure_pattern: FailurePattern | None = None
+    malformed_slice_queries: int = 0
+    suspected_duplicate_slices: list[list[str]] = Field(default_factory=list)
+    duplicate_slice_details: list[DuplicateSlices] = Field(default_factory=list)
+    staleness_days: int | None = None
+    warnings: list[GateWarning] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fill_verdict(self) -> "GateDecision":
+        if not self.verdict:
+            self.verdict = "ACCEPTED" if self.accepted else "REJECTED"
+        return self
+
+    @property
+    def driver_slice(self) -> SliceAttribution | None:
+        """The slice that carries the largest share of the drop.
+
+        Records of 0.5.4 have no ``driver_slice_tag``: for them the driver is
+        0.5.4's (the first attribution, when it regressed).
+        """
+        if self.driver_slice_tag is not None:
+            for s in self.slice_attributions:
+                if s.slice_tag == self.driver_slice_tag:
+                    return s
+            return None
+        if self.schema_version < SCHEMA_VERSION and self.slice_attributions:
+            first = self.slice_attributions[0]
+            return first if first.delta < 0 else None
+        return None
+
+    @property
+    def regressions(self) -> list[QueryRow]:
+        return [q for q in self.per_query if q.delta < 0]
+
+    @property
+    def improvements(self) -> list[QueryRow]:
+        return [q for q in self.per_query if q.delta > 0]
+
+    def compact(self, *, max_ids_per_slice: int = 20) -> "GateDecision":
+        """The record kept in the audit log and the replay buffer.
+
+        Per-query rows are dropped (``--rows-out`` writes them to their own
+        file) and failing-id lists are trimmed except for the driver slice,
+        so a record stays a few kilobytes however large the holdout.
+        """
+        slices = [
+            s
+            if s.slice_tag == self.driver_slice_tag
+            else s.model_copy(update={"regressed_query_ids": s.regressed_query_ids[:max_ids_per_slice]})
+            for s in self.slice_attributions
+        ]
+        return self.model_copy(update={"per_query": [], "slice_attributions": slices})
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)

@@ -44,7 +44,7 @@ def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         ) from exc
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -84,7 +84,7 @@ def atomic_write(path: Path, chunks: Iterable[bytes], *, locked: bool = False) -
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def locked_append(path: Path, lines: Iterable[str], *, locked: bool = False) -> None:

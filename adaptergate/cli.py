@@ -1,0 +1,548 @@
+"""The ``adaptergate`` command line: parse, call the package, exit.
+
+Exit codes (see :mod:`adaptergate.errors`): 0 accepted, 1 rejected,
+2 invalid input or usage, 3 evaluation failed. No traceback reaches the
+console unless ``--debug`` (or ``ADAPTERGATE_DEBUG=1``) is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from adaptergate import __version__
+from adaptergate.errors import (
+    AdaptergateError,
+    ExitCode,
+    InvalidInputError,
+    ScorerError,
+    UsageError,
+    exit_code_for,
+)
+from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES
+
+app = typer.Typer(
+    help="adaptergate — gate per-tenant LoRA adapter promotion on held-out queries.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+holdout_app = typer.Typer(help="Manage a tenant's held-out queries.", no_args_is_help=True)
+replay_app = typer.Typer(help="Inspect rejected updates.", no_args_is_help=True)
+demo_app = typer.Typer(help="Run the bundled demos (no model, no network).", invoke_without_command=True)
+app.add_typer(holdout_app, name="holdout")
+app.add_typer(replay_app, name="replay")
+app.add_typer(demo_app, name="demo")
+
+_state: dict[str, Any] = {"debug": False}
+
+
+def _console() -> Console:
+    return Console(soft_wrap=True)
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+class Format(str, Enum):
+    human = "human"
+    json = "json"
+    pr_comment = "pr-comment"
+    markdown = "markdown"
+    junit = "junit"
+
+
+MAX_LINE_OPT = typer.Option(
+    DEFAULT_MAX_LINE_BYTES, "--max-line-bytes", min=1, help="Reject holdout lines longer than this."
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks for errors (also: ADAPTERGATE_DEBUG=1)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    if debug:
+        _state["debug"] = True
+
+
+# ------------------------------------------------------------------- gate
+
+
+@app.command()
+def gate(
+    tenant: str = typer.Option(..., help="Tenant / workspace identifier."),
+    candidate: str = typer.Option(..., help="Candidate adapter id being evaluated."),
+    baseline: Optional[str] = typer.Option(
+        None, help="Baseline (production) adapter id. Omit only with --no-require-calibration."
+    ),
+    holdout_path: Path = typer.Option(..., "--holdout", help="Path to the tenant's JSONL held-out set."),
+    scorer_spec: str = typer.Option(..., "--scorer", help="Scorer as 'module:function'."),
+    epsilon: float = typer.Option(0.02, help="Max acceptable aggregate score drop."),
+    slice_epsilon: Optional[float] = typer.Option(
+        None, "--slice-epsilon", help="Max acceptable drop within any slice (silent-regression net)."
+    ),
+    slice_min_size: int = typer.Option(
+        3, "--slice-min-size", help="Slices smaller than this cannot reject on their own."
+    ),
+    min_holdout_size: int = typer.Option(20, "--min-holdout-size", help="Refuse to gate on fewer queries."),
+    sample_n: Optional[int] = typer.Option(None, "--sample", help="Gate on a deterministic sample of N queries."),
+    sample_seed: Optional[str] = typer.Option(
+        None, "--sample-seed", help="Seed for --sample (default: the candidate id, as in 0.5.4)."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Also reject when a query that passed on the baseline fails on the candidate."
+    ),
+    pass_threshold: float = typer.Option(
+        1.0, "--pass-threshold", help="A score >= this counts as a pass (for --strict)."
+    ),
+    require_calibration: bool = typer.Option(
+        True, "--require-calibration/--no-require-calibration", help="Refuse to gate without a baseline."
+    ),
+    decision_rule: str = typer.Option("threshold", "--decision", help="Decision rule: threshold (0.5.4's)."),
+    audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Append the decision to this JSONL audit log."),
+    replay_path: Optional[Path] = typer.Option(
+        None, "--replay-path", help="When rejected, append to this replay buffer."
+    ),
+    rows_out: Optional[Path] = typer.Option(
+        None, "--rows-out", help="Write per-query scores to this JSONL file."
+    ),
+    output_format: Format = typer.Option(Format.human, "--format", "-f", help="Output format."),
+    show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing query ids to preview."),
+    staleness_threshold_days: int = typer.Option(
+        30, "--staleness-threshold-days", help="Warn when the holdout has not been refreshed for this long."
+    ),
+    max_line_bytes: int = MAX_LINE_OPT,
+    quiet: bool = typer.Option(False, "--quiet", help="Alias for --format json (0.5.4)."),
+) -> None:
+    """Evaluate a candidate adapter against the baseline. Exit 0 accepted, 1 rejected."""
+    from adaptergate.gate import GateRequest, run_gate
+    from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
+    from adaptergate.models import GateConfig
+
+    if decision_rule != "threshold":
+        raise UsageError(f"--decision must be 'threshold', got {decision_rule!r}")
+    config = _config(
+        epsilon=epsilon, slice_epsilon=slice_epsilon, slice_min_size=slice_min_size,
+        min_holdout_size=min_holdout_size, strict=strict, pass_threshold=pass_threshold,
+        require_calibration=require_calibration, sample=sample_n, sample_seed=sample_seed,
+    )
+    request = GateRequest(
+        tenant=tenant, candidate=candidate, baseline=baseline, holdout_path=holdout_path,
+        scorer_spec=scorer_spec, config=config, max_line_bytes=max_line_bytes,
+    )
+    try:
+        decision = run_gate(request)
+    except ScorerError as exc:
+        if audit_log is not None:
+            AuditLog(audit_log).append_error(
+                tenant_id=tenant, candidate_id=candidate, baseline_id=baseline,
+                error=exc.message, exit_code=int(exc.exit_code), traceback_text=exc.traceback_text,
+            )
+        raise
+    if audit_log is not None:
+        AuditLog(audit_log).append(decision)
+    if replay_path is not None and not decision.accepted:
+        ReplayBuffer(replay_path, tenant_id=tenant).add(decision)
+    if rows_out is not None:
+        write_rows(rows_out, decision)
+    fmt = Format.json if quiet else output_format
+    _emit(decision, fmt, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days)
+    raise typer.Exit(int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED))
+
+
+def _config(**kwargs: Any):
+    from pydantic import ValidationError
+
+    from adaptergate.models import GateConfig
+
+    try:
+        return GateConfig(**kwargs)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "option"
+        raise UsageError(f"invalid {name}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def _emit(decision: Any, fmt: Format, *, show_failures: int, staleness_threshold_days: int) -> None:
+    from adaptergate.rendering import print_human, render
+
+    if fmt is Format.human:
+        print_human(
+            decision, console=_console(), err_console=_err_console(),
+            show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
+        )
+        return
+    text = render(
+        decision, fmt.value, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days
+    )
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if fmt is Format.json:
+        # Warnings go to stderr so they survive piping JSON into jq.
+        err = _err_console()
+        for w in decision.warnings:
+            err.print(f"warning: {w.message}", markup=False, highlight=False)
+
+
+# ---------------------------------------------------------------- holdout
+
+
+def _problems_to_stderr(problems: list[Any], limit: int = 10) -> None:
+    err = _err_console()
+    for p in problems[:limit]:
+        err.print(f"skipped {p}", markup=False, highlight=False)
+    if len(problems) > limit:
+        err.print(f"... and {len(problems) - limit} more skipped lines", markup=False, highlight=False)
+
+
+@holdout_app.command("add")
+def holdout_add(
+    query_json: str = typer.Argument(..., help="The query as a JSON object."),
+    tenant: str = typer.Option(...),
+    holdout_path: Path = typer.Option(..., "--holdout"),
+    accepted_by: Optional[str] = typer.Option(None, help="Adapter version this query was good with."),
+    max_line_bytes: int = MAX_LINE_OPT,
+) -> None:
+    """Add one query to the held-out set."""
+    from adaptergate.holdout import add_query
+
+    try:
+        payload = json.loads(query_json)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"query is not valid JSON: {exc.msg} (column {exc.colno})") from None
+    res = add_query(holdout_path, payload, tenant=tenant, accepted_by=accepted_by, max_line_bytes=max_line_bytes)
+    out: dict[str, Any] = {"added": res.query_id if res.added else None, "size": res.size}
+    if not res.added:
+        out["unchanged"] = res.query_id
+    typer.echo(json.dumps(out))
+
+
+@holdout_app.command("import")
+def holdout_import(
+    tenant: str = typer.Option(...),
+    holdout_path: Path = typer.Option(..., "--holdout"),
+    from_jsonl: Path = typer.Option(..., "--from-jsonl", help="JSONL file of queries, one per line."),
+    accepted_by: Optional[str] = typer.Option(None, help="Tag every imported query with this adapter."),
+    max_line_bytes: int = MAX_LINE_OPT,
+) -> None:
+    """Import queries in bulk. Exit 2 if any line was skipped (invalid or duplicate)."""
+    from adaptergate.holdout import import_queries
+
+    res = import_queries(
+        holdout_path, from_jsonl, tenant=tenant, accepted_by=accepted_by, max_line_bytes=max_line_bytes
+    )
+    typer.echo(json.dumps({"imported": len(res.imported), "skipped": len(res.skipped), "size": res.size}))
+    if res.skipped:
+        _problems_to_stderr(res.skipped)
+        raise typer.Exit(int(ExitCode.INVALID_INPUT))
+
+
+@holdout_app.command("list")
+def holdout_list(
+    tenant: Optional[str] = typer.Option(None),
+    holdout_path: Path = typer.Option(..., "--holdout"),
+    full: bool = typer.Option(False, "--full", help="Print each query as stored, not a summary."),
+    max_line_bytes: int = MAX_LINE_OPT,
+) -> None:
+    """List the queries, one JSON object per line."""
+    from adaptergate.holdout import load_holdout
+
+    h = _load_or_empty(holdout_path, tenant, max_line_bytes)
+    out = sys.stdout
+    for i, qid in enumerate(h.ids):
+        if full:
+            out.write(json.dumps(h.payloads[i], ensure_ascii=False) + "\n")
+        else:
+            out.write(json.dumps({
+                "query_id": qid, "accepted_by": h.accepted_by[i] or h.payloads[i].get("accepted_by"),
+                "added_at": h.added_at[i],
+            }) + "\n")
+
+
+def _load_or_empty(path: Path, tenant: Optional[str], max_line_bytes: int):
+    from adaptergate.holdout import Holdout, load_holdout
+
+    if not path.exists():
+        return Holdout(path=path)
+    return load_holdout(path, tenant=tenant, max_line_bytes=max_line_bytes)
+
+
+@holdout_app.command("size")
+def holdout_size(
+    tenant: Optional[str] = typer.Option(None),
+    holdout_path: Path = typer.Option(..., "--holdout"),
+    max_line_bytes: int = MAX_LINE_OPT,
+) -> None:
+    """Print the number of queries."""
+    typer.echo(str(len(_load_or_empty(holdout_path, tenant, max_line_bytes))))
+
+
+@holdout_app.command("remove")
+def holdout_remove(
+    query_ids: list[str] = typer.Argument(..., help="Ids of the queries to remove."),
+    tenant: Optional[str] = typer.Option(None),
+    holdout_path: Path = typer.Option(..., "--holdout"),
+    max_line_bytes: int = MAX_LINE_OPT,
+) -> None:
+    """Remove queries by id. Exit 2 if an id was not found."""
+    from adaptergate.holdout import remove_queries
+
+    if not holdout_path.exists():
+        raise InvalidInputError(f"holdout file not found: {holdout_path}")
+    removed, missing, size = remove_queries(holdout_path, query_ids, tenant=tenant, max_line_bytes=max_line_bytes)
+    typer.echo(json.dumps({"removed": removed, "missing": missing, "size": size}))
+    if missing:
+        _err_console().print(
+            f"not found in {holdout_path}: " + ", ".join(repr(m) for m in missing), markup=False
+        )
+        raise typer.Exit(int(ExitCode.INVALID_INPUT))
+
+
+@holdout_app.command("validate")
+def holdout_validate(
+    holdout_path: Path = typer.Option(..., "--holdout"),
+    tenant: Optional[str] = typer.Option(None),
+    strict_tags: bool = typer.Option(
+        False, "--strict-tags", help="Treat slice tags without '=' as errors, not warnings."
+    ),
+    max_line_bytes: int = MAX_LINE_OPT,
+) -> None:
+    """Check every line; list every problem with its line number. Exit 2 if any."""
+    from adaptergate.holdout import load_holdout
+
+    h = load_holdout(holdout_path, tenant=tenant, max_line_bytes=max_line_bytes, allow_bare_tags=not strict_tags)
+    err = _err_console()
+    for w in h.warnings:
+        err.print(f"warning: {w}", markup=False, highlight=False)
+    typer.echo(json.dumps({"valid": True, "size": len(h), "warnings": len(h.warnings)}))
+
+
+@holdout_app.command("stats")
+def holdout_stats_cmd(
+    holdout_path: Path = typer.Option(..., "--holdout"),
+    tenant: Optional[str] = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    max_line_bytes: int = MAX_LINE_OPT,
+) -> None:
+    """Size, slice coverage, gold coverage, staleness and suspected duplicate tags."""
+    from adaptergate.holdout import holdout_stats, load_holdout
+    from adaptergate.tag_duplicates import find_duplicate_slices
+
+    h = load_holdout(holdout_path, tenant=tenant, max_line_bytes=max_line_bytes)
+    stats = holdout_stats(h)
+    tags = sorted({t for tags in h.slices for t in tags})
+    stats["suspected_duplicate_slices"] = [f.model_dump() for f in find_duplicate_slices(tags)]
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2, ensure_ascii=False))
+        return
+    con = _console()
+    from rich.table import Table
+
+    con.print(f"{stats['path']}: {stats['size']} queries ({stats['format']})", markup=False)
+    con.print(
+        f"prompt: {stats['with_prompt']}  gold: {stats['with_gold']}  untagged: {stats['untagged']}"
+        f"  clusters: {stats['clusters']}  staleness: {stats['staleness_days']} days",
+        markup=False,
+    )
+    table = Table("slice key", "value", "queries")
+    for key, values in stats["slices_by_key"].items():
+        for value, count in values.items():
+            table.add_row(key, value, str(count))
+    con.print(table)
+    for f in stats["suspected_duplicate_slices"]:
+        con.print(f"suspected duplicate: {' ~ '.join(f['tags'])} ({f['reason']})", markup=False)
+
+
+# ----------------------------------------------------------------- replay
+
+
+@replay_app.command("list")
+def replay_list(
+    tenant: str = typer.Option(...),
+    replay_path: Path = typer.Option(..., "--replay-path", "--replay", help="The replay buffer JSONL."),
+    n: int = typer.Option(10, help="Show the most recent N rejections."),
+) -> None:
+    """Recent rejected updates, oldest first, one JSON line each (index 1 = newest)."""
+    from adaptergate.ledger import ReplayBuffer
+
+    records = ReplayBuffer(replay_path, tenant_id=tenant).recent(n)
+    total = len(records)
+    for pos, r in enumerate(records):
+        typer.echo(json.dumps({
+            "candidate": r.candidate_id, "baseline": r.baseline_id, "rejected_at": r.rejected_at,
+            "delta": round(r.delta, 4), "reason": r.reason, "index": total - pos,
+        }, ensure_ascii=False))
+
+
+@replay_app.command("show")
+def replay_show(
+    tenant: str = typer.Option(...),
+    replay_path: Path = typer.Option(..., "--replay-path", "--replay", help="The replay buffer JSONL."),
+    audit_log: Optional[Path] = typer.Option(
+        None, "--audit-log", help="Audit log (only needed for 0.5.4 records without an embedded decision)."
+    ),
+    index: int = typer.Option(1, "--index", "-i", help="1 = most recent rejection, 2 = the one before, ..."),
+    show_failures: int = typer.Option(5, "--show-failures", min=0),
+    output_format: Format = typer.Option(Format.human, "--format", "-f"),
+) -> None:
+    """Show one rejection in full: slices, driver, pattern, failing ids."""
+    from adaptergate.ledger import ReplayBuffer
+
+    if index < 1:
+        raise UsageError("--index must be >= 1 (1 = most recent)")
+    record = ReplayBuffer(replay_path, tenant_id=tenant).get(index)
+    decision = record.decision()
+    _emit(decision, output_format, show_failures=show_failures, staleness_threshold_days=10**6)
+
+
+# ------------------------------------------------------------------- misc
+
+
+@app.command()
+def version() -> None:
+    """Print the adaptergate version."""
+    typer.echo(__version__)
+
+
+@demo_app.callback()
+def demo(ctx: typer.Context) -> None:
+    """With no sub-command: gate the bundled example (mock scorer, 48 queries)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from adaptergate.examples import (
+        EXAMPLE_BASELINE, EXAMPLE_CANDIDATE, EXAMPLE_HOLDOUT, EXAMPLE_SCORER, EXAMPLE_TENANT,
+    )
+    from adaptergate.gate import GateRequest, run_gate
+    from adaptergate.models import GateConfig
+
+    con = _console()
+    con.print(
+        f"$ adaptergate gate --tenant {EXAMPLE_TENANT} --candidate {EXAMPLE_CANDIDATE}"
+        f" --baseline {EXAMPLE_BASELINE} --holdout {EXAMPLE_HOLDOUT} --scorer {EXAMPLE_SCORER}"
+        " --slice-epsilon 0.10\n",
+        markup=False, highlight=False,
+    )
+    decision = run_gate(GateRequest(
+        tenant=EXAMPLE_TENANT, candidate=EXAMPLE_CANDIDATE, baseline=EXAMPLE_BASELINE,
+        holdout_path=EXAMPLE_HOLDOUT, scorer_spec=EXAMPLE_SCORER, config=GateConfig(slice_epsilon=0.10),
+    ))
+    _emit(decision, Format.human, show_failures=5, staleness_threshold_days=30)
+    con.print(
+        f"\n(the gate exited {1 if not decision.accepted else 0}: that is what CI sees; the demo"
+        " itself succeeded)", markup=False, highlight=False,
+    )
+
+
+@demo_app.command("silent")
+def demo_silent() -> None:
+    """Silent slice collapse: aggregate-only accepts, --slice-epsilon rejects."""
+    from adaptergate.demos import run_silent
+
+    run_silent(_console())
+
+
+# ------------------------------------------------------------------- main
+
+
+def _print_error(exc: BaseException, code: int) -> None:
+    err = _err_console()
+    if isinstance(exc, AdaptergateError):
+        err.print(f"adaptergate: error: {exc.message}", markup=False, highlight=False)
+        for line in exc.details:
+            err.print(f"  {line}", markup=False, highlight=False)
+        total = getattr(exc, "total", None)
+        if total and total > len(exc.details):
+            err.print(f"  ... and {total - len(exc.details)} more", markup=False, highlight=False)
+    else:
+        err.print(
+            f"adaptergate: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the"
+            " traceback)", markup=False, highlight=False,
+        )
+    if _state["debug"]:
+        tb = getattr(exc, "traceback_text", None) or "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        )
+        err.print(tb, markup=False, highlight=False)
+
+
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """Exception classes of the click that typer runs on.
+
+    Recent typer vendors click (``typer._click``); older typer uses click
+    itself. Collect the class of that name from both, whichever exist.
+    """
+    found: set[type[BaseException]] = set()
+    for probe in (typer.BadParameter, typer.Exit, typer.Abort):
+        found.update(c for c in probe.__mro__ if c.__name__ == name)
+    try:
+        import click.exceptions as ce  # type: ignore[import-not-found]
+
+        if hasattr(ce, name):
+            found.add(getattr(ce, name))
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_EXIT = _click_classes("Exit")
+_ABORT = _click_classes("Abort")
+_CLICK_ERROR = _click_classes("ClickException")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point. Returns (and exits with) the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _state["debug"] = "--debug" in args or os.environ.get("ADAPTERGATE_DEBUG", "") not in ("", "0")
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="adaptergate", standalone_mode=False)
+        code = 0
+    except _EXIT as exc:
+        code = int(getattr(exc, "exit_code", 0) or 0)
+    except _ABORT:
+        _err_console().print("adaptergate: aborted", markup=False)
+        code = 130
+    except _CLICK_ERROR as exc:  # usage errors: bad option, missing option, bad value
+        exc.show()  # type: ignore[attr-defined]
+        code = int(ExitCode.INVALID_INPUT)
+    except BrokenPipeError:
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+        if isinstance(exc, SystemExit):
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:
+            code = int(exit_code_for(exc))
+            _print_error(exc, code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,287 @@
+"""One gate run, end to end: holdout -> scorer -> decision -> GateDecision.
+
+This module wires the pieces together and nothing else: loading and
+validation live in :mod:`adaptergate.holdout`, scoring in
+:mod:`adaptergate.scoring`, the rule in :mod:`adaptergate.decision`,
+failure patterns in :mod:`adaptergate.patterns`. Rendering and publishing
+consume the returned :class:`~adaptergate.models.GateDecision`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from adaptergate import __version__
+from adaptergate.decision import CoreDecision, SliceIndex, build_slice_index, decide_threshold
+from adaptergate.errors import InvalidInputError, UsageError
+from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES, Holdout, load_holdout
+from adaptergate.models import (
+    FailurePattern,
+    GateConfig,
+    GateDecision,
+    GateWarning,
+    QueryRow,
+    SliceAttribution,
+)
+from adaptergate.patterns import find_failure_pattern, query_text
+from adaptergate.scoring import Scorer, load_scorer, score_all
+from adaptergate.tag_duplicates import duplicate_pairs, find_duplicate_slices
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    tenant: str
+    candidate: str
+    baseline: str | None
+    holdout_path: Path
+    scorer_spec: str
+    config: GateConfig
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+
+
+def _check_ids(request: GateRequest) -> None:
+    for name, value in (("--tenant", request.tenant), ("--candidate", request.candidate)):
+        if not value or not value.strip():
+            raise UsageError(f"{name} must not be empty")
+    if request.baseline is not None and not request.baseline.strip():
+        raise UsageError(
+            "--baseline is empty; pass the production adapter id, or omit --baseline together"
+            " with --no-require-calibration to promote a tenant's first adapter"
+        )
+    if request.baseline is not None and request.baseline == request.candidate:
+        raise UsageError(f"--candidate and --baseline are the same adapter ({request.candidate!r})")
+
+
+def prepare(request: GateRequest) -> tuple[Holdout, Holdout]:
+    """Validate the request and load the holdout; nothing is scored yet.
+
+    Returns the full holdout and the (possibly sampled) one to gate on. Every
+    failure here is invalid input: exit 2, nothing evaluated.
+    """
+    _check_ids(request)
+    config = request.config
+    if request.baseline is None and config.require_calibration:
+        raise UsageError(
+            "no --baseline given: pass the production adapter id, or add"
+            " --no-require-calibration to promote a tenant's first adapter"
+        )
+    full = load_holdout(request.holdout_path, tenant=request.tenant, max_line_bytes=request.max_line_bytes)
+    if len(full) == 0:
+        raise InvalidInputError(
+            f"holdout {request.holdout_path} is empty; add queries with 'adaptergate holdout add'"
+            " or 'adaptergate holdout import'"
+        )
+    sample = full.sample(config.sample, config.sample_seed or request.candidate)
+    if len(sample) < config.min_holdout_size:
+        what = f"--sample {config.sample} gives" if config.sample and config.sample < len(full) else "holdout has"
+        raise InvalidInputError(
+            f"insufficient held-out set: {what} {len(sample)} queries, fewer than the minimum"
+            f" {config.min_holdout_size}; add queries before gating (or lower --min-holdout-size)"
+        )
+    return full, sample
+
+
+def run_gate(
+    request: GateRequest,
+    *,
+    scorer: Scorer | None = None,
+    progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
+) -> GateDecision:
+    full, holdout = prepare(request)
+    scorer = scorer or load_scorer(request.scorer_spec)
+    cand = score_all(scorer, request.candidate, holdout.payloads, holdout.ids, progress=progress)
+    if request.baseline is not None:
+        base = score_all(scorer, request.baseline, holdout.payloads, holdout.ids, progress=progress)
+    else:
+        base = np.zeros(len(holdout), dtype=np.float64)
+    return build_decision(request, full, holdout, base, cand, now=now)
+
+
+def build_decision(
+    request: GateRequest,
+    full: Holdout,
+    holdout: Holdout,
+    baseline: np.ndarray,
+    candidate: np.ndarray,
+    *,
+    now: datetime | None = None,
+) -> GateDecision:
+    """Decide on scored arrays and describe the result."""
+    config = request.config
+    index = build_slice_index(holdout.slices)
+    core = decide_threshold(baseline, candidate, index, config)
+    delta = candidate - baseline
+    regressed = delta < 0
+    texts = [query_text(p) for p in holdout.payloads] if regressed.any() else []
+
+    slices = _slice_attributions(index, core, holdout, regressed, texts)
+    aggregate_pattern = None
+    if core.driver is None and regressed.any():
+        aggregate_pattern = _pattern(np.flatnonzero(regressed), regressed, texts)
+
+    findings = find_duplicate_slices(index.tags)
+    warnings = [GateWarning(code="bare-slice-tag", message=str(w)) for w in holdout.warnings[:20]]
+    if len(holdout.warnings) > 20:
+        warnings.append(
+            GateWarning(code="bare-slice-tag", message=f"... and {len(holdout.warnings) - 20} more")
+        )
+    small = [
+        s.slice_tag for s in slices if not s.eligible and s.delta < 0 and config.slice_epsilon is not None
+        and s.delta < -config.slice_epsilon
+    ]
+    if small:
+        warnings.append(
+            GateWarning(
+                code="small-slice-regressed",
+                message=(
+                    f"{len(small)} slice(s) with fewer than {config.slice_min_size} queries dropped by more"
+                    f" than slice_epsilon but cannot reject on their own: " + ", ".join(small[:5])
+                    + (" ..." if len(small) > 5 else "")
+                ),
+            )
+        )
+    reasons = _reasons(request, core, slices)
+    timestamp = (now or datetime.now(timezone.utc)).isoformat()
+    rows = [
+        QueryRow.model_construct(
+            query_id=qid, score_baseline=float(b), score_candidate=float(c), delta=float(d), line=ln
+        )
+        for qid, b, c, d, ln in zip(
+            holdout.ids, baseline.tolist(), candidate.tolist(), delta.tolist(), holdout.lines
+        )
+    ]
+    driver_tag = index.tags[core.driver] if core.driver is not None else None
+    return GateDecision(
+        tool_version=__version__,
+        accepted=core.accepted,
+        tenant_id=request.tenant,
+        candidate_id=request.candidate,
+        baseline_id=request.baseline,
+        holdout_size=core.n,
+        score_baseline=core.mean_baseline,
+        score_candidate=core.mean_candidate,
+        delta=core.delta,
+        epsilon=config.epsilon,
+        reason=reasons[0],
+        reasons=reasons[1:] if not core.accepted else [],
+        timestamp=timestamp,
+        holdout_path=str(request.holdout_path),
+        config=config,
+        n_regressed=int(regressed.sum()),
+        n_improved=int((delta > 0).sum()),
+        per_query=rows,
+        slice_attributions=slices,
+        driver_slice_tag=driver_tag,
+        failure_pattern=aggregate_pattern,
+        malformed_slice_queries=0,
+        suspected_duplicate_slices=duplicate_pairs(findings),
+        duplicate_slice_details=findings,
+        staleness_days=full.staleness_days(),
+        warnings=warnings,
+    )
+
+
+MAX_PASSING_FOR_PATTERN = 50_000
+
+
+def _pattern(failing: np.ndarray, regressed: np.ndarray, texts: list[str | None]) -> FailurePattern | None:
+    passing = np.flatnonzero(~regressed)
+    return find_failure_pattern(
+        [texts[i] for i in failing],
+        [texts[i] for i in passing],
+        max_passing=MAX_PASSING_FOR_PATTERN,
+    )
+
+
+def _slice_attributions(
+    index: SliceIndex, core: CoreDecision, holdout: Holdout, regressed: np.ndarray, texts: list[str | None]
+) -> list[SliceAttribution]:
+    stats = core.stats
+    overlap = core.overlap
+    out: list[SliceAttribution] = []
+    ids = holdout.ids
+    # Members of every tag at once: sort memberships by tag (stable keeps query order).
+    by_tag = np.argsort(index.tag_idx, kind="stable")
+    q_sorted = index.query_idx[by_tag]
+    bounds = np.concatenate(([0], np.cumsum(stats.n)))
+    # Patterns are computed for the slices a reader looks at: the driver and
+    # every slice that rejects (the passing side is the whole holdout).
+    pattern_for = {core.driver} | {int(i) for i in np.flatnonzero(stats.violates)}
+    for ti in stats.order.tolist():
+        members = q_sorted[bounds[ti]:bounds[ti + 1]]
+        failing = members[regressed[members]]
+        pattern = _pattern(failing, regressed, texts) if ti in pattern_for and failing.size else None
+        out.append(
+            SliceAttribution(
+                slice_tag=index.tags[ti],
+                n_total=int(stats.n[ti]),
+                n_regressed=int(stats.n_regressed[ti]),
+                score_baseline=float(stats.mean_baseline[ti]),
+                score_candidate=float(stats.mean_candidate[ti]),
+                delta=float(stats.delta[ti]),
+                regressed_query_ids=[ids[i] for i in failing.tolist()],
+                pattern=pattern.summary if pattern else None,
+                contribution=float(stats.contribution[ti]),
+                share_of_drop=float(stats.share_of_drop[ti]) if stats.share_of_drop[ti] > 0 else None,
+                eligible=bool(stats.eligible[ti]),
+                violates=bool(stats.violates[ti]),
+                explained_by_driver=bool(overlap.explained[ti]) if overlap is not None else False,
+                delta_outside_driver=(
+                    float(overlap.delta_outside[ti])
+                    if overlap is not None and ti != core.driver and overlap.n_outside[ti] > 0
+                    else None
+                ),
+                n_outside_driver=int(overlap.n_outside[ti]) if overlap is not None and ti != core.driver else None,
+                failure_pattern=pattern,
+            )
+        )
+    return out
+
+
+def _reasons(request: GateRequest, core: CoreDecision, slices: list[SliceAttribution]) -> list[str]:
+    """The headline reason first, then one line per rule that rejected."""
+    cfg = request.config
+    agg = f"aggregate {core.mean_baseline:.3f} → {core.mean_candidate:.3f} (Δ={core.delta:+.3f}) over n={core.n}"
+    if request.baseline is None:
+        return [
+            f"ACCEPTED: no baseline to compare against (calibration disabled). Candidate scored"
+            f" {core.mean_candidate:.3f} on n={core.n} held-out queries. First adapter for this"
+            " tenant — future updates will be gated against it."
+        ]
+    found: list[str] = []
+    slice_msg = None
+    if not core.aggregate_ok:
+        found.append(f"{agg} drops more than ε={cfg.epsilon}")
+    violating = [s for s in slices if s.violates]
+    if violating:
+        worst = violating[0]  # slices are ordered most-regressed first
+        slice_msg = (
+            f"slice '{worst.slice_tag}' {worst.score_baseline:.3f} → {worst.score_candidate:.3f}"
+            f" (Δ={worst.delta:+.3f}) on n={worst.n_total} queries drops more than slice_ε={cfg.slice_epsilon}"
+            + (f" ({len(violating) - 1} more slice(s) too)" if len(violating) > 1 else "")
+        )
+        found.append(slice_msg)
+    if core.strict_violations.size:
+        k = core.strict_violations.size
+        found.append(
+            f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline"
+            f" (score ≥ {cfg.pass_threshold:g}) fail on the candidate"
+        )
+    if not found:
+        if core.delta >= 0:
+            return [f"ACCEPTED: {agg}. Improved or flat."]
+        return [f"ACCEPTED (tolerated regression): {agg}. |Δ|={abs(core.delta):.3f} ≤ ε={cfg.epsilon}."]
+    if core.aggregate_ok and slice_msg is not None:
+        head = (
+            f"REJECTED (slice regression): {agg} is within ε={cfg.epsilon}, BUT {slice_msg}."
+            " Mean-score eval would have accepted; slice attribution catches it."
+        )
+    else:
+        head = "REJECTED: " + "; ".join(found) + "."
+    return [head, *found]

@@ -1,0 +1,601 @@
+"""The holdout store: a tenant's held-out queries, one JSON object per line.
+
+A line is a query as the user wrote it::
+
+    {"id": "q1", "prompt": "...", "gold": "...", "slices": ["intent=refund"]}
+
+with aliases accepted for the id (``question_id``, ``query_id``), the prompt
+(``question``, ``text``, ``query``) and the gold answer (``expected_output``).
+Optional: ``cluster``, ``difficulty``, ``criteria``, ``added_at``,
+``tenant``; any other field is kept and reaches the scorer untouched.
+
+adaptergate 0.5.4 wrote a wrapped line
+(``{"query_id", "tenant_id", "payload", "added_at", "accepted_by_adapter"}``);
+such files are read transparently and stay wrapped when we append to them.
+
+Loading validates every line and reports every problem at once, located by
+file and line. Writes replace the file atomically under a lock
+(:mod:`adaptergate.storage`); an import reads the existing file once, so it is
+linear in the number of rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from adaptergate.errors import HoldoutError, InvalidInputError, Problem
+from adaptergate.storage import atomic_write, file_lock
+
+ID_KEYS = ("id", "question_id", "query_id")
+PROMPT_KEYS = ("prompt", "question", "text", "query")
+GOLD_KEYS = ("gold", "expected_output")
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+MAX_PROBLEMS_REPORTED = 50
+_WRAPPED_KEYS = frozenset({"query_id", "tenant_id", "payload"})
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Parsing a million small objects triggers many useless GC passes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _first(payload: dict[str, Any], keys: Sequence[str]) -> Any:
+    for key in keys:
+        value = payload.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class NormalizedQuery:
+    """The fields adaptergate reads from one validated line."""
+
+    id: str
+    payload: dict[str, Any]
+    slices: tuple[str, ...]
+    cluster: str | None
+    added_at: str | None
+    tenant: str | None
+    accepted_by: str | None
+    wrapped: bool
+    bare_tags: tuple[str, ...] = ()
+
+
+def normalize_query(obj: Any, *, allow_bare_tags: bool = True) -> NormalizedQuery:
+    """Validate one parsed line; raise ``ValueError`` with a one-line reason.
+
+    This function is the single definition of a valid query: the loader and
+    the :class:`Query` model both call it.
+    """
+    if type(obj) is not dict:
+        raise ValueError(f"expected a JSON object, got {_json_type(obj)}")
+    wrapped = False
+    accepted_by = None
+    payload = obj
+    if _WRAPPED_KEYS <= obj.keys() and type(obj["payload"]) is dict:
+        # adaptergate 0.5.4's HoldoutQuery line.
+        wrapped = True
+        payload = obj["payload"]
+        raw_id = obj["query_id"]
+        tenant = obj["tenant_id"]
+        added_at = obj.get("added_at")
+        accepted_by = obj.get("accepted_by_adapter")
+    else:
+        raw_id = _first(obj, ID_KEYS)
+        tenant = obj.get("tenant", obj.get("tenant_id"))
+        added_at = obj.get("added_at")
+    if raw_id is None:
+        raise ValueError("missing id (expected one of: id, question_id, query_id)")
+    if type(raw_id) is str:
+        qid = raw_id
+    elif type(raw_id) is int:
+        qid = str(raw_id)
+    else:
+        raise ValueError(f"id must be a string or an integer, got {_json_type(raw_id)}")
+    if not qid.strip():
+        raise ValueError("id is empty")
+    if tenant is not None and type(tenant) is not str:
+        raise ValueError(f"tenant must be a string, got {_json_type(tenant)}")
+    if added_at is not None and type(added_at) is not str:
+        raise ValueError(f"added_at must be an ISO-8601 string, got {_json_type(added_at)}")
+
+    raw_slices = payload.get("slices")
+    bare: tuple[str, ...] = ()
+    if raw_slices is None:
+        slices: tuple[str, ...] = ()
+    elif type(raw_slices) is not list:
+        hint = (
+            f' (write "slices": [{json.dumps(raw_slices)}])' if type(raw_slices) is str else ""
+        )
+        raise ValueError(
+            f"slices must be a list of 'key=value' strings, got {_json_type(raw_slices)}{hint}"
+        )
+    else:
+        for i, tag in enumerate(raw_slices):
+            if type(tag) is not str:
+                raise ValueError(f"slices[{i}] must be a string, got {_json_type(tag)}")
+            if "=" not in tag:
+                if not allow_bare_tags:
+                    raise ValueError(
+                        f"slice tag {tag!r} is not 'key=value' (e.g. 'intent={tag}')"
+                    )
+                bare += (tag,)
+            elif not tag.strip() or tag.startswith("="):
+                raise ValueError(f"slice tag {tag!r} has an empty key")
+        slices = tuple(dict.fromkeys(raw_slices))
+    cluster = payload.get("cluster")
+    if cluster is not None:
+        if type(cluster) in (str, int):
+            cluster = str(cluster)
+        else:
+            raise ValueError(f"cluster must be a string or an integer, got {_json_type(cluster)}")
+    prompt = _first(payload, PROMPT_KEYS)
+    if prompt is not None and type(prompt) is not str:
+        raise ValueError(f"prompt must be a string, got {_json_type(prompt)}")
+    return NormalizedQuery(
+        id=qid,
+        payload=payload,
+        slices=slices,
+        cluster=cluster,
+        added_at=added_at,
+        tenant=tenant,
+        accepted_by=accepted_by if type(accepted_by) is str else None,
+        wrapped=wrapped,
+        bare_tags=bare,
+    )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+class Query(BaseModel):
+    """A held-out query (the typed view; the scorer receives the raw dict)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    prompt: str | None = None
+    gold: Any = None
+    slices: list[str] = []
+    cluster: str | None = None
+    difficulty: Any = None
+    criteria: Any = None
+    added_at: str | None = None
+    tenant: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        q = normalize_query(data, allow_bare_tags=False)
+        out = {k: v for k, v in q.payload.items() if k not in ID_KEYS + PROMPT_KEYS + GOLD_KEYS}
+        out.update(
+            id=q.id,
+            prompt=_first(q.payload, PROMPT_KEYS),
+            gold=_first(q.payload, GOLD_KEYS),
+            slices=list(q.slices),
+            cluster=q.cluster,
+            added_at=q.added_at,
+            tenant=q.tenant,
+        )
+        return out
+
+
+@dataclass
+class Holdout:
+    """A loaded, validated holdout: payloads plus columnar views of them."""
+
+    path: Path | None
+    ids: list[str] = field(default_factory=list)
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    slices: list[tuple[str, ...]] = field(default_factory=list)
+    clusters: list[str | None] = field(default_factory=list)
+    added_at: list[str | None] = field(default_factory=list)
+    accepted_by: list[str | None] = field(default_factory=list)
+    wrapped: bool = False
+    warnings: list[Problem] = field(default_factory=list)
+    raw_lines: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, indices: Sequence[int]) -> "Holdout":
+        pick = list(indices)
+        return Holdout(
+            path=self.path,
+            ids=[self.ids[i] for i in pick],
+            payloads=[self.payloads[i] for i in pick],
+            lines=[self.lines[i] for i in pick],
+            slices=[self.slices[i] for i in pick],
+            clusters=[self.clusters[i] for i in pick],
+            added_at=[self.added_at[i] for i in pick],
+            accepted_by=[self.accepted_by[i] for i in pick],
+            wrapped=self.wrapped,
+            warnings=self.warnings,
+        )
+
+    def sample(self, n: int | None, seed: str | None) -> "Holdout":
+        """A deterministic sample of ``n`` queries, in the order 0.5.4 drew them.
+
+        Same seed, same holdout: same sample, bit for bit the one adaptergate
+        0.5.4 drew (``random.Random(int(sha256(seed)[:16], 16)).sample``).
+        """
+        if n is None or n >= len(self):
+            return self
+        rng = random.Random(_seed_to_int(seed) if seed else None)
+        return self.subset(rng.sample(range(len(self)), n))
+
+    def staleness_days(self, now: datetime | None = None) -> int | None:
+        """Days since the newest ``added_at``; None when no query has one."""
+        stamps = [s for s in self.added_at if s]
+        if not stamps:
+            return None
+        try:
+            latest = max(_parse_time(s) for s in stamps)
+        except ValueError:
+            return None
+        now = now or datetime.now(timezone.utc)
+        return max(0, (now - latest).days)
+
+
+def _parse_time(stamp: str) -> datetime:
+    dt = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _seed_to_int(seed: str) -> int:
+    return int(hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16], 16)
+
+
+def _read_lines(path: Path, max_line_bytes: int) -> tuple[list[int], list[bytes], list[Problem]]:
+    """Non-blank lines with their 1-based numbers; oversized lines become problems."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError(f"holdout file not found: {path}") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"holdout path is a directory, not a file: {path}") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read holdout {path}: {exc.strerror or exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    problems: list[Problem] = []
+    numbers: list[int] = []
+    lines: list[bytes] = []
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        if len(raw) > max_line_bytes:
+            problems.append(
+                Problem(str(path), lineno, f"line is {len(raw):,} bytes, over the {max_line_bytes:,}-byte cap")
+            )
+            continue
+        if raw.strip():
+            numbers.append(lineno)
+            lines.append(raw)
+    return numbers, lines, problems
+
+
+def _parse(path: Path, numbers: list[int], lines: list[bytes]) -> tuple[list[Any], list[Problem]]:
+    """Parse every line; one ``json.loads`` over the whole file when it is clean."""
+    with _gc_paused():
+        try:
+            text = b"\n".join(lines).decode("utf-8")
+            texts = text.split("\n")
+            if len(texts) == len(lines):
+                objs = json.loads("[" + ",".join(texts) + "]")
+                if len(objs) == len(lines):
+                    return objs, []
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            pass
+        objs = []
+        problems: list[Problem] = []
+        for lineno, raw in zip(numbers, lines):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(Problem(str(path), lineno, f"invalid UTF-8 at byte {exc.start}"))
+                objs.append(_BAD)
+                continue
+            try:
+                objs.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                problems.append(Problem(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+                objs.append(_BAD)
+            except RecursionError:
+                problems.append(Problem(str(path), lineno, "invalid JSON: nested too deeply"))
+                objs.append(_BAD)
+        return objs, problems
+
+
+_BAD = object()
+
+
+def load_holdout(
+    path: str | Path,
+    *,
+    tenant: str | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    allow_bare_tags: bool = True,
+    keep_raw: bool = False,
+) -> Holdout:
+    """Load and validate a holdout file, raising :class:`HoldoutError` listing every problem."""
+    path = Path(path)
+    numbers, lines, problems = _read_lines(path, max_line_bytes)
+    objs, parse_problems = _parse(path, numbers, lines)
+    problems.extend(parse_problems)
+    holdout = Holdout(path=path, raw_lines=[] if keep_raw else None)
+    first_line: dict[str, int] = {}
+    n_wrapped = 0
+    spath = str(path)
+    with _gc_paused():
+        for lineno, obj, raw in zip(numbers, objs, lines):
+            if obj is _BAD:
+                continue
+            try:
+                q = normalize_query(obj, allow_bare_tags=allow_bare_tags)
+            except ValueError as exc:
+                problems.append(Problem(spath, lineno, str(exc)))
+                continue
+            if q.id in first_line:
+                problems.append(
+                    Problem(spath, lineno, f"duplicate id {q.id!r} (first at line {first_line[q.id]})")
+                )
+                continue
+            if tenant is not None and q.tenant is not None and q.tenant != tenant:
+                problems.append(
+                    Problem(spath, lineno, f"tenant {q.tenant!r} does not match --tenant {tenant!r}")
+                )
+                continue
+            first_line[q.id] = lineno
+            n_wrapped += q.wrapped
+            holdout.ids.append(q.id)
+            holdout.payloads.append(q.payload)
+            holdout.lines.append(lineno)
+            holdout.slices.append(q.slices)
+            holdout.clusters.append(q.cluster)
+            holdout.added_at.append(q.added_at)
+            holdout.accepted_by.append(q.accepted_by)
+            if holdout.raw_lines is not None:
+                holdout.raw_lines.append(raw)
+            for tag in q.bare_tags:
+                holdout.warnings.append(
+                    Problem(spath, lineno, f"slice tag {tag!r} is not 'key=value'")
+                )
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0))
+        shown = problems[:MAX_PROBLEMS_REPORTED]
+        more = len(problems) - len(shown)
+        err = HoldoutError(
+            f"holdout {path} is invalid: {len(problems)} problem(s)"
+            + (f" (first {len(shown)} shown)" if more else ""),
+            shown,
+        )
+        err.total = len(problems)  # type: ignore[attr-defined]
+        raise err
+    holdout.wrapped = bool(holdout.ids) and n_wrapped == len(holdout.ids)
+    return holdout
+
+
+# ----------------------------------------------------------------- writing
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _record_line(q: NormalizedQuery, *, tenant: str, accepted_by: str | None, wrapped: bool, now: str) -> bytes:
+    if wrapped:
+        rec: dict[str, Any] = {
+            "query_id": q.id,
+            "tenant_id": q.tenant or tenant,
+            "payload": q.payload,
+            "added_at": q.added_at or now,
+            "accepted_by_adapter": accepted_by,
+        }
+    else:
+        rec = dict(q.payload)
+        rec.setdefault("tenant", tenant)
+        rec.setdefault("added_at", now)
+        if accepted_by is not None:
+            rec.setdefault("accepted_by", accepted_by)
+    return json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+@dataclass
+class ImportResult:
+    imported: list[str] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    size: int = 0
+
+
+def _existing(path: Path, tenant: str, max_line_bytes: int) -> Holdout:
+    if not path.exists():
+        return Holdout(path=path, raw_lines=[])
+    return load_holdout(path, tenant=tenant, max_line_bytes=max_line_bytes, keep_raw=True)
+
+
+def _rewrite(path: Path, holdout: Holdout, extra: list[bytes]) -> None:
+    chunks = [raw + b"\n" for raw in holdout.raw_lines or []]
+    atomic_write(path, chunks + extra, locked=True)
+
+
+def import_queries(
+    path: str | Path,
+    source: str | Path,
+    *,
+    tenant: str,
+    accepted_by: str | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> ImportResult:
+    """Append every valid line of ``source`` to the holdout at ``path``.
+
+    Invalid lines and ids already present (in the holdout or earlier in the
+    source) are skipped and reported; the valid rest is written in one
+    atomic replace. Linear in the size of both files.
+    """
+    path, source = Path(path), Path(source)
+    if not source.exists():
+        raise InvalidInputError(f"file not found: {source}")
+    numbers, lines, skipped = _read_lines(source, max_line_bytes)
+    objs, parse_problems = _parse(source, numbers, lines)
+    skipped.extend(parse_problems)
+    result = ImportResult()
+    with file_lock(path):
+        holdout = _existing(path, tenant, max_line_bytes)
+        seen = {qid: f"already in {path}" for qid in holdout.ids}
+        wrapped = holdout.wrapped
+        now = _now()
+        new_lines: list[bytes] = []
+        with _gc_paused():
+            for lineno, obj in zip(numbers, objs):
+                if obj is _BAD:
+                    continue
+                try:
+                    q = normalize_query(obj, allow_bare_tags=False)
+                except ValueError as exc:
+                    skipped.append(Problem(str(source), lineno, str(exc)))
+                    continue
+                if q.tenant is not None and q.tenant != tenant:
+                    skipped.append(
+                        Problem(str(source), lineno, f"tenant {q.tenant!r} does not match --tenant {tenant!r}")
+                    )
+                    continue
+                if q.id in seen:
+                    skipped.append(Problem(str(source), lineno, f"duplicate id {q.id!r} ({seen[q.id]})"))
+                    continue
+                seen[q.id] = f"first at line {lineno} of {source}"
+                new_lines.append(
+                    _record_line(q, tenant=tenant, accepted_by=accepted_by, wrapped=wrapped, now=now)
+                )
+                result.imported.append(q.id)
+        if new_lines:
+            _rewrite(path, holdout, new_lines)
+        result.size = len(holdout) + len(new_lines)
+    result.skipped.sort(key=lambda p: p.line or 0)
+    return result
+
+
+@dataclass
+class AddResult:
+    query_id: str
+    added: bool
+    size: int
+
+
+def add_query(
+    path: str | Path,
+    payload: Any,
+    *,
+    tenant: str,
+    accepted_by: str | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> AddResult:
+    """Add one query. Re-adding an identical query is a no-op; a different
+    query under an existing id is an error."""
+    path = Path(path)
+    try:
+        q = normalize_query(payload, allow_bare_tags=False)
+    except ValueError as exc:
+        raise InvalidInputError(f"invalid query: {exc}") from None
+    if q.tenant is not None and q.tenant != tenant:
+        raise InvalidInputError(f"query tenant {q.tenant!r} does not match --tenant {tenant!r}")
+    with file_lock(path):
+        holdout = _existing(path, tenant, max_line_bytes)
+        if q.id in holdout.ids:
+            i = holdout.ids.index(q.id)
+            existing = holdout.payloads[i]
+            ignore = {"added_at", "tenant", "accepted_by"}
+            same = {k: v for k, v in existing.items() if k not in ignore} == {
+                k: v for k, v in q.payload.items() if k not in ignore
+            }
+            if same:
+                return AddResult(q.id, False, len(holdout))
+            raise InvalidInputError(
+                f"id {q.id!r} already exists in {path} (line {holdout.lines[i]}) with different"
+                " content; remove it first with 'adaptergate holdout remove'"
+            )
+        line = _record_line(q, tenant=tenant, accepted_by=accepted_by, wrapped=holdout.wrapped, now=_now())
+        _rewrite(path, holdout, [line])
+        return AddResult(q.id, True, len(holdout) + 1)
+
+
+def remove_queries(
+    path: str | Path, ids: Sequence[str], *, tenant: str | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> tuple[list[str], list[str], int]:
+    """Remove queries by id. Returns (removed, missing, new size)."""
+    path = Path(path)
+    with file_lock(path):
+        holdout = load_holdout(path, tenant=tenant, max_line_bytes=max_line_bytes, keep_raw=True)
+        wanted = set(ids)
+        keep = [i for i, qid in enumerate(holdout.ids) if qid not in wanted]
+        present = set(holdout.ids)
+        removed = [qid for qid in dict.fromkeys(ids) if qid in present]
+        missing = [qid for qid in dict.fromkeys(ids) if qid not in present]
+        if removed:
+            raw = holdout.raw_lines or []
+            atomic_write(path, [raw[i] + b"\n" for i in keep], locked=True)
+        return removed, missing, len(keep)
+
+
+def holdout_stats(holdout: Holdout) -> dict[str, Any]:
+    """Counts a reviewer wants before trusting a holdout."""
+    tag_counts: Counter[str] = Counter()
+    for tags in holdout.slices:
+        tag_counts.update(tags)
+    keys: dict[str, dict[str, int]] = {}
+    for tag, count in sorted(tag_counts.items()):
+        key, _, value = tag.partition("=") if "=" in tag else ("(bare)", "", tag)
+        keys.setdefault(key, {})[value] = count
+    n = len(holdout)
+    with_gold = sum(1 for p in holdout.payloads if _first(p, GOLD_KEYS) is not None)
+    with_prompt = sum(1 for p in holdout.payloads if _first(p, PROMPT_KEYS) is not None)
+    untagged = sum(1 for tags in holdout.slices if not tags)
+    clusters = {c for c in holdout.clusters if c is not None}
+    stamps = sorted(s for s in holdout.added_at if s)
+    return {
+        "path": str(holdout.path) if holdout.path else None,
+        "size": n,
+        "format": "adaptergate-0.5.4-wrapped" if holdout.wrapped else "jsonl",
+        "with_prompt": with_prompt,
+        "with_gold": with_gold,
+        "untagged": untagged,
+        "distinct_slices": len(tag_counts),
+        "slices_by_key": keys,
+        "clusters": len(clusters),
+        "oldest_added_at": stamps[0] if stamps else None,
+        "newest_added_at": stamps[-1] if stamps else None,
+        "staleness_days": holdout.staleness_days(),
+    }

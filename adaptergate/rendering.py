@@ -1,0 +1,587 @@
+"""Reports of a :class:`~adaptergate.models.GateDecision`.
+
+Every textual report comes from a Jinja template in ``templates/`` so the
+CLI's markdown, the GitHub PR comment, the check run and the step summary
+share one layout:
+
+* ``report.md.j2`` — ``--format markdown`` and ``--format pr-comment``
+* ``junit.xml.j2`` — ``--format junit``
+
+``--format json`` is the decision itself; ``human`` is printed with rich by
+:func:`print_human`.
+
+Everything a user controls (tenant, adapter and query ids, slice tags,
+pattern n-grams, reasons, warnings) is made inert before it reaches
+Markdown (filter ``md``), XML (filter ``xml``) or a rich console
+(:func:`_rich_text`): a holdout file must never be able to inject HTML,
+break a table, @-mention someone or restyle a terminal.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+import markupsafe
+from rich.console import Console
+from rich.markup import escape as rich_escape
+
+import adaptergate
+from adaptergate.errors import AdaptergateError, UsageError
+from adaptergate.models import FailurePattern, GateDecision, SliceAttribution
+
+__all__ = [
+    "RENDER_FORMATS",
+    "escape_markdown",
+    "escape_xml",
+    "get_environment",
+    "print_human",
+    "render",
+    "report_marker",
+    "template_dirs",
+]
+
+RENDER_FORMATS: tuple[str, ...] = ("json", "pr-comment", "markdown", "junit")
+"""Formats :func:`render` returns as a string (``human`` is :func:`print_human`)."""
+
+MD_VALUE_LIMIT = 200
+"""User text longer than this is cut (then ``…``) in reports."""
+
+MD_LONG_TEXT_LIMIT = 1000
+"""Limit for reasons and warning messages, which are sentences."""
+
+PR_COMMENT_MAX_CHARS = 65_000
+"""GitHub rejects comment bodies (and check-run summaries) over 65,536 chars."""
+
+PR_DETAILS_SLICES = 15
+"""pr-comment folds the slice table into ``<details>`` above this many slices."""
+
+PR_DETAILS_IDS = 10
+"""pr-comment folds the failing-id list into ``<details>`` above this many ids."""
+
+_MARKER_PREFIX = "<!-- adaptergate:report tenant="
+
+
+# --------------------------------------------------------------------------
+# Templates
+# --------------------------------------------------------------------------
+
+
+def _candidate_template_dirs() -> list[Path]:
+    package_dir = Path(adaptergate.__file__).resolve().parent
+    return [package_dir / "templates", package_dir.parent / "templates"]
+
+
+def template_dirs() -> list[Path]:
+    """Directories holding the templates, in lookup order (existing ones only).
+
+    ``adaptergate/templates`` is where the wheel puts them (pyproject
+    force-includes the top-level ``templates/``); ``<repo>/templates`` serves a
+    source checkout or an editable install.
+    """
+    return [d for d in _candidate_template_dirs() if d.is_dir()]
+
+
+@functools.lru_cache(maxsize=1)
+def get_environment() -> jinja2.Environment:
+    """The one Jinja environment of adaptergate (created once, then cached)."""
+    dirs = template_dirs()
+    if not dirs:
+        raise AdaptergateError(
+            "adaptergate's report templates are missing; looked in "
+            + ", ".join(str(p) for p in _candidate_template_dirs())
+        )
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in dirs]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("xml", "xml.j2", "html", "html.j2"),
+            disabled_extensions=(),
+            default_for_string=False,
+            default=False,
+        ),
+    )
+    env.filters.update(
+        md=escape_markdown,
+        xml=escape_xml,
+        signed=_fmt_signed,
+        score=_fmt_score,
+        pct=_fmt_pct,
+        num=_fmt_num,
+        marker=_marker_value,
+    )
+    return env
+
+
+# --------------------------------------------------------------------------
+# Escaping
+# --------------------------------------------------------------------------
+
+_LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x85\u2028\u2029]+")
+# Bidi overrides/isolates can make text read differently from what it is.
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_MD_SPECIAL = re.compile(r"[&<>|\\`*_\[\]#~!$]|@(?=\w)")
+_MD_LINE_START = re.compile(r"^(\d{0,9})((?<=\d)[.)](?=\s|$)|(?<!\d)[-+=])")
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;"}
+
+
+def _to_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _one_line(text: str) -> str:
+    """Line breaks become one space; other control and bidi characters go."""
+    text = _LINE_BREAKS.sub(" ", text)
+    return "".join(
+        ch
+        for ch in text
+        if ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+
+
+def _cap(text: str, limit: int | None) -> str:
+    if limit and len(text) > limit:
+        return text[:limit] + "…"
+    return text
+
+
+def _md_replace(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    if ch in _MD_ENTITIES:
+        return _MD_ENTITIES[ch]
+    if ch == "@":
+        # A zero-width space after "@" breaks mentions and e-mail autolinks
+        # (an entity would not: GitHub resolves mentions after decoding).
+        return "@\u200b"
+    return "\\" + ch
+
+
+def escape_markdown(value: Any, limit: int | None = MD_VALUE_LIMIT) -> str:
+    """Make user text inert in GitHub-flavoured Markdown (the ``md`` filter).
+
+    No raw HTML (``< > &`` become entities), ``|`` cannot split a table cell,
+    line breaks collapse to a space, emphasis/link/heading/strikethrough/math
+    characters are backslash-escaped, ``@name`` cannot mention anyone, and the
+    value is cut to ``limit`` characters. Never put the result in a code span:
+    entities would show literally there.
+    """
+    text = _cap(_one_line(_to_text(value)).strip(), limit)
+    text = _MD_SPECIAL.sub(_md_replace, text)
+    # A value may start a line (a list item): keep it from opening a list,
+    # a thematic break or a setext underline there.
+    return _MD_LINE_START.sub(r"\1\\\2", text, count=1)
+
+
+# Characters XML 1.0 forbids: C0 controls other than TAB/LF/CR, lone
+# surrogates, U+FFFE, U+FFFF.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape_xml(value: Any, limit: int | None = None, *, one_line: bool = False) -> markupsafe.Markup:
+    """Escape for XML text and attributes (the ``xml`` filter).
+
+    Removes characters illegal in XML 1.0, escapes ``& < > " '``; with
+    ``one_line`` line breaks become spaces (for attributes).
+    """
+    text = _XML_ILLEGAL.sub("", _to_text(value))
+    if one_line:
+        text = _LINE_BREAKS.sub(" ", text)
+    return markupsafe.escape(_cap(text, limit))
+
+
+def report_marker(tenant_id: str) -> str:
+    """The hidden first line of a pr-comment, to find (and update) it later.
+
+    The tenant is percent-encoded, so the marker is one line, cannot close
+    the HTML comment and is the same string whoever computes it.
+    """
+    return f"{_MARKER_PREFIX}{_marker_value(tenant_id)} -->"
+
+
+def _marker_value(value: Any) -> str:
+    return quote(_to_text(value), safe="")
+
+
+# --------------------------------------------------------------------------
+# Numbers
+# --------------------------------------------------------------------------
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _fmt_signed(x: Any, digits: int = 3) -> str:
+    return f"{x:+.{digits}f}" if _finite(x) else "n/a"
+
+
+def _fmt_score(x: Any, digits: int = 3) -> str:
+    return f"{x:.{digits}f}" if _finite(x) else "n/a"
+
+
+def _fmt_pct(x: Any) -> str:
+    return f"{x * 100:.0f}%" if _finite(x) else "n/a"
+
+
+def _fmt_num(x: Any) -> str:
+    return f"{x:g}" if _finite(x) else "n/a"
+
+
+# --------------------------------------------------------------------------
+# Shared view of a decision
+# --------------------------------------------------------------------------
+
+
+def _named_ids(ids: list[Any]) -> list[Any]:
+    return [q for q in ids if q is not None and q != ""]
+
+
+def _query_counts(decision: GateDecision) -> tuple[int, int]:
+    """(regressed, improved): from per-query rows, else the stored counts."""
+    if decision.per_query:
+        return len(decision.regressions), len(decision.improvements)
+    return decision.n_regressed, decision.n_improved
+
+
+def _slice_notes(s: SliceAttribution, driver: SliceAttribution | None) -> list[str]:
+    notes = []
+    if driver is not None and s.slice_tag == driver.slice_tag:
+        notes.append("driver")
+    if s.violates:
+        notes.append("rejects")
+    if not s.eligible:
+        notes.append("below min size")
+    if s.explained_by_driver:
+        notes.append("explained by driver")
+    return notes
+
+
+def _sorted_slices(decision: GateDecision) -> list[SliceAttribution]:
+    """Most-regressed first (stable, so ties keep the recorded order)."""
+    return sorted(
+        decision.slice_attributions,
+        key=lambda s: s.delta if _finite(s.delta) else math.inf,
+    )
+
+
+def _show_slice_table(decision: GateDecision, driver: SliceAttribution | None) -> bool:
+    n = len(decision.slice_attributions)
+    return n > 1 or (n == 1 and driver is None)
+
+
+_STRICT_REASON = re.compile(r"^\s*(REJECTED\s*\(\s*)?strict\b", re.IGNORECASE)
+
+
+def _strict_rejected(decision: GateDecision) -> bool:
+    """A reason that *starts* with strict mode (a slice tag may contain "strict")."""
+    return not decision.accepted and any(
+        _STRICT_REASON.match(t) for t in [decision.reason, *decision.reasons]
+    )
+
+
+def _aggregate_failed(decision: GateDecision) -> bool:
+    """Did the aggregate (or strict) rule reject, as opposed to only a slice rule?
+
+    Rejected with no violating slice: yes. With violating slices: only when
+    the aggregate drop itself exceeds epsilon or a reason names strict mode.
+    """
+    if decision.accepted:
+        return False
+    if not any(s.violates for s in decision.slice_attributions):
+        return True
+    if _finite(decision.delta) and _finite(decision.epsilon) and decision.delta < -decision.epsilon:
+        return True
+    return _strict_rejected(decision)
+
+
+def _aggregate_message(decision: GateDecision) -> str:
+    """The rules other than slice rules that rejected (else the headline)."""
+    rules = [
+        r for r in decision.reasons if r and not r.lstrip().lower().startswith("slice")
+    ]
+    return "; ".join(rules) if rules else decision.reason
+
+
+def _context(
+    decision: GateDecision,
+    *,
+    fmt: str,
+    show_failures: int,
+    staleness_threshold_days: int,
+    target: str | None,
+    max_slice_rows: int | None = None,
+) -> dict[str, Any]:
+    driver = decision.driver_slice
+    show_failures = max(0, int(show_failures))
+    driver_ids = _named_ids(driver.regressed_query_ids) if driver is not None else []
+    n_regressed, n_improved = _query_counts(decision)
+    slices = _sorted_slices(decision)
+    reasons = [r for r in decision.reasons if r]
+    # gate.py puts the headline in `reason` and one line per rule in `reasons`:
+    # list the rules only when there are several (one is already the headline).
+    extra_reasons = reasons if len(reasons) > 1 else []
+    stale = (
+        decision.staleness_days is not None
+        and decision.staleness_days > staleness_threshold_days
+    )
+    return {
+        "decision": decision,
+        "fmt": fmt,
+        "target": target or fmt,
+        "pr_comment": fmt == "pr-comment",
+        "marker": report_marker(decision.tenant_id),
+        "icon": "✅" if decision.accepted else "🚫",
+        "verdict": "ACCEPTED" if decision.accepted else "REJECTED",
+        "extra_reasons": extra_reasons,
+        "driver": driver,
+        "driver_pattern": _pattern_of(driver) if driver is not None else None,
+        "aggregate_pattern": (
+            _pattern_from(decision.failure_pattern, None) if driver is None else None
+        ),
+        "driver_ids_shown": driver_ids[:show_failures],
+        "driver_ids_more": max(0, len(driver_ids) - show_failures),
+        "driver_ids_total": len(driver_ids),
+        "n_regressed": n_regressed,
+        "n_improved": n_improved,
+        "show_slice_table": _show_slice_table(decision, driver),
+        "slices": slices if max_slice_rows is None else slices[:max_slice_rows],
+        "slices_hidden": 0 if max_slice_rows is None else max(0, len(slices) - max_slice_rows),
+        "slice_notes": lambda s: _slice_notes(s, driver),
+        "details_slices": PR_DETAILS_SLICES,
+        "details_ids": PR_DETAILS_IDS,
+        "stale": stale,
+        "staleness_threshold_days": staleness_threshold_days,
+        "aggregate_failed": _aggregate_failed(decision),
+        "aggregate_rule": "strict" if _strict_rejected(decision) else "aggregate",
+        "aggregate_message": _aggregate_message(decision),
+        "long_limit": MD_LONG_TEXT_LIMIT,
+    }
+
+
+def _pattern_of(s: SliceAttribution) -> dict[str, Any] | None:
+    """The pattern to show for a slice."""
+    return _pattern_from(s.failure_pattern, s.pattern)
+
+
+def _pattern_from(fp: FailurePattern | None, legacy: str | None) -> dict[str, Any] | None:
+    """Summary, else the top terms, else 0.5.4's pattern string; None if nothing."""
+    if fp is not None and fp.summary:
+        return {"summary": fp.summary, "terms": []}
+    if fp is not None and fp.terms:
+        return {"summary": "", "terms": fp.terms[:3]}
+    if legacy:
+        return {"summary": legacy, "terms": []}
+    return None
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def render(
+    decision: GateDecision,
+    fmt: str,
+    *,
+    show_failures: int = 5,
+    staleness_threshold_days: int = 30,
+    target: str | None = None,
+) -> str:
+    """Render ``decision`` as ``json``, ``pr-comment``, ``markdown`` or ``junit``.
+
+    ``show_failures`` is how many failing query ids of the driver slice to
+    list; ``staleness_threshold_days`` is the holdout age above which a
+    warning appears; ``target`` names the surface the text is for
+    (``"check-run"``, ``"step-summary"`` …) and is handed to the templates as
+    ``target`` (default: ``fmt``).
+
+    Raises :class:`~adaptergate.errors.UsageError` for any other ``fmt``.
+    """
+    if fmt not in RENDER_FORMATS:
+        hint = " (human output is printed by print_human)" if fmt == "human" else ""
+        raise UsageError(
+            f"unknown report format {fmt!r}{hint}; valid formats: " + ", ".join(RENDER_FORMATS)
+        )
+    if fmt == "json":
+        return decision.model_dump_json(indent=2)
+
+    env = get_environment()
+    opts = dict(
+        fmt=fmt,
+        show_failures=show_failures,
+        staleness_threshold_days=staleness_threshold_days,
+        target=target,
+    )
+    if fmt == "junit":
+        return env.get_template("junit.xml.j2").render(_context(decision, **opts))
+
+    template = env.get_template("report.md.j2")
+    text = template.render(_context(decision, **opts))
+    if fmt == "pr-comment":
+        # Stay under GitHub's size limit however many slices there are.
+        rows = len(decision.slice_attributions)
+        while len(text) > PR_COMMENT_MAX_CHARS and rows > 0:
+            rows //= 2
+            text = template.render(_context(decision, max_slice_rows=rows, **opts))
+    return text
+
+
+# --------------------------------------------------------------------------
+# Human (rich) output
+# --------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _rich_text(value: Any, limit: int | None = None) -> str:
+    """User text safe for rich: no markup, no terminal escapes, one line."""
+    text = _LINE_BREAKS.sub(" ", _to_text(value))
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+    text = "".join(ch for ch in text if ch not in _BIDI_CONTROLS)
+    return rich_escape(_cap(text, limit))
+
+
+def print_human(
+    decision: GateDecision,
+    *,
+    console: Console,
+    err_console: Console,
+    show_failures: int = 5,
+    staleness_threshold_days: int = 30,
+) -> None:
+    """Print the decision for a terminal (0.5.4's layout).
+
+    The report goes to ``console``; warnings go to ``err_console`` so they
+    survive ``--format json > file``-style piping.
+    """
+    def out(text: str = "") -> None:
+        console.print(text, emoji=False, highlight=False)
+
+    def err(text: str = "") -> None:
+        err_console.print(text, emoji=False, highlight=False)
+
+    t = _rich_text
+    show_failures = max(0, int(show_failures))
+    style = "green" if decision.accepted else "red"
+    verdict = "ACCEPTED" if decision.accepted else "REJECTED"
+    console.rule(f"[{style}]{verdict}[/{style}]")
+    baseline = t(decision.baseline_id) if decision.baseline_id is not None else "(none)"
+    out(f"Tenant:    [cyan]{t(decision.tenant_id)}[/cyan]")
+    out(f"Candidate: [cyan]{t(decision.candidate_id)}[/cyan]")
+    out(f"Baseline:  [cyan]{baseline}[/cyan]")
+    out(
+        f"Score:     {_fmt_score(decision.score_baseline)} → {_fmt_score(decision.score_candidate)}"
+        f"  (Δ={_fmt_signed(decision.delta)}, ε={_fmt_num(decision.epsilon)})"
+    )
+    out(f"Held-out:  n={decision.holdout_size}")
+    out(f"Reason:    {t(decision.reason)}")
+    reasons = [r for r in decision.reasons if r]
+    if len(reasons) > 1:
+        for r in reasons:
+            out(f"  • {t(r)}")
+
+    driver = decision.driver_slice
+    if driver is not None:
+        share = (
+            f", {_fmt_pct(driver.share_of_drop)} of the drop"
+            if driver.share_of_drop is not None
+            else ""
+        )
+        out(
+            f"\n[bold red]DRIVER SLICE:[/bold red] [magenta]{t(driver.slice_tag)}[/magenta]"
+            f"   {_fmt_score(driver.score_baseline)} → {_fmt_score(driver.score_candidate)}"
+            f"  (Δ={_fmt_signed(driver.delta)},"
+            f" {driver.n_regressed}/{driver.n_total} regressed{share})"
+        )
+        pattern = _pattern_of(driver)
+        if pattern is not None:
+            out(f"  [bold]Pattern:[/bold] {_rich_pattern(pattern)}")
+        ids = _named_ids(driver.regressed_query_ids)
+        if ids and show_failures:
+            preview = ", ".join(t(x, MD_VALUE_LIMIT) for x in ids[:show_failures])
+            more = f" + {len(ids) - show_failures} more" if len(ids) > show_failures else ""
+            out(f"  Failing query IDs: {preview}{more}")
+        elif ids:
+            out(f"  Failing query IDs: {len(ids)}")
+    elif decision.failure_pattern is not None:
+        pattern = _pattern_from(decision.failure_pattern, None)
+        if pattern is not None:
+            out(f"\n[bold]Failure pattern:[/bold] {_rich_pattern(pattern)}")
+
+    if _show_slice_table(decision, driver):
+        out("\n[bold]Slice breakdown[/bold] (most-regressed first):")
+        for s in _sorted_slices(decision):
+            colour = "red" if s.delta < 0 else "green"
+            notes = _slice_notes(s, driver)
+            marks = ""
+            if notes:
+                marks = "   [yellow]← " + ", ".join(notes) + "[/yellow]"
+            share = f"   {_fmt_pct(s.share_of_drop)} of drop" if s.share_of_drop is not None else ""
+            out(
+                f"  [{colour}]{_fmt_signed(s.delta)}[/{colour}]   "
+                f"{s.n_regressed}/{s.n_total} regressed{share}   "
+                f"[magenta]{t(s.slice_tag)}[/magenta]{marks}"
+            )
+
+    n_regressed, n_improved = _query_counts(decision)
+    if n_regressed:
+        note = ""
+        if len(decision.slice_attributions) > 1:
+            note = (
+                " (slice n_regressed values may sum higher when queries belong"
+                " to multiple slices)"
+            )
+        out(f"\n[yellow]{n_regressed} unique queries regressed[/yellow]{note}")
+    if n_improved:
+        out(f"[green]{n_improved} unique queries improved[/green]")
+
+    # ---- warnings: stderr -------------------------------------------------
+    for w in decision.warnings:
+        err(f"\n[yellow]Warning:[/yellow] {t(w.message)} [dim]({t(w.code)})[/dim]")
+    if decision.malformed_slice_queries > 0:
+        err(
+            f"\n[yellow]Warning:[/yellow] {decision.malformed_slice_queries}"
+            " held-out queries had a malformed 'slices' field"
+            " (expected list, got non-list). Those queries contributed to"
+            " aggregate scoring but were skipped for slice attribution."
+        )
+    if decision.duplicate_slice_details or decision.suspected_duplicate_slices:
+        err(
+            "\n[yellow]Warning:[/yellow] suspected duplicate slice tags."
+            " Consider normalising your held-out set:"
+        )
+        if decision.duplicate_slice_details:
+            for d in decision.duplicate_slice_details:
+                tags = "  ↔  ".join(f"[magenta]{t(x)}[/magenta]" for x in d.tags)
+                err(f"  • {tags}  ({t(d.reason)})")
+        else:
+            for pair in decision.suspected_duplicate_slices:
+                err("  • " + "  ↔  ".join(f"[magenta]{t(x)}[/magenta]" for x in pair))
+    if decision.staleness_days is not None and decision.staleness_days > staleness_threshold_days:
+        err(
+            f"\n[yellow]Warning:[/yellow] held-out set has not been refreshed"
+            f" in {decision.staleness_days} days (threshold: {staleness_threshold_days})."
+            " Stale held-out sets may fail to reflect current traffic — consider"
+            " adding fresh queries to avoid eval-set drift being misread as adapter drift."
+        )
+
+
+def _rich_pattern(pattern: dict[str, Any]) -> str:
+    if pattern["summary"]:
+        return _rich_text(pattern["summary"], MD_LONG_TEXT_LIMIT)
+    return "; ".join(
+        f"“{_rich_text(term.ngram, MD_VALUE_LIMIT)}” in {term.n_failing}/{term.failing_total}"
+        f" failing vs {term.n_passing}/{term.passing_total} passing"
+        for term in pattern["terms"]
+    )

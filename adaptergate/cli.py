@@ -515,8 +515,10 @@ def main(argv: list[str] | None = None) -> int:
     _state["debug"] = "--debug" in args or os.environ.get("ADAPTERGATE_DEBUG", "") not in ("", "0")
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="adaptergate", standalone_mode=False)
-        code = 0
+        # Without standalone mode click *returns* the code of an Exit raised
+        # inside a command (the verdict) instead of raising it.
+        rv = command.main(args=args, prog_name="adaptergate", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
     except _EXIT as exc:
         code = int(getattr(exc, "exit_code", 0) or 0)
     except _ABORT:

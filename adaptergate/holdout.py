@@ -471,7 +471,7 @@ def import_queries(
     numbers, lines, skipped = _read_lines(source, max_line_bytes)
     objs, parse_problems = _parse(source, numbers, lines)
     skipped.extend(parse_problems)
-    result = ImportResult()
+    result = ImportResult(skipped=skipped)
     with file_lock(path):
         holdout = _existing(path, tenant, max_line_bytes)
         seen = {qid: f"already in {path}" for qid in holdout.ids}

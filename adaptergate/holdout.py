@@ -308,35 +308,34 @@ def _read_lines(path: Path, max_line_bytes: int) -> tuple[list[int], list[bytes]
 
 
 def _parse(path: Path, numbers: list[int], lines: list[bytes]) -> tuple[list[Any], list[Problem]]:
-    """Parse every line; one ``json.loads`` over the whole file when it is clean."""
+    """Parse every line on its own (a line is a record: nothing may span two)."""
+    problems: list[Problem] = []
+    try:
+        texts: list[str] | None = b"\n".join(lines).decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        texts = None
+    objs: list[Any] = []
+    loads = json.loads
     with _gc_paused():
-        try:
-            text = b"\n".join(lines).decode("utf-8")
-            texts = text.split("\n")
-            if len(texts) == len(lines):
-                objs = json.loads("[" + ",".join(texts) + "]")
-                if len(objs) == len(lines):
-                    return objs, []
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            pass
-        objs = []
-        problems: list[Problem] = []
-        for lineno, raw in zip(numbers, lines):
+        for k, (lineno, raw) in enumerate(zip(numbers, lines)):
+            if texts is not None:
+                line = texts[k]
+            else:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    problems.append(Problem(str(path), lineno, f"invalid UTF-8 at byte {exc.start}"))
+                    objs.append(_BAD)
+                    continue
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                problems.append(Problem(str(path), lineno, f"invalid UTF-8 at byte {exc.start}"))
-                objs.append(_BAD)
-                continue
-            try:
-                objs.append(json.loads(line))
+                objs.append(loads(line))
             except json.JSONDecodeError as exc:
                 problems.append(Problem(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
                 objs.append(_BAD)
             except RecursionError:
                 problems.append(Problem(str(path), lineno, "invalid JSON: nested too deeply"))
                 objs.append(_BAD)
-        return objs, problems
+    return objs, problems
 
 
 _BAD = object()
@@ -426,10 +425,13 @@ def _record_line(q: NormalizedQuery, *, tenant: str, accepted_by: str | None, wr
         }
     else:
         rec = dict(q.payload)
-        rec.setdefault("tenant", tenant)
-        rec.setdefault("added_at", now)
-        if accepted_by is not None:
-            rec.setdefault("accepted_by", accepted_by)
+        if _first(rec, ID_KEYS) is None or str(_first(rec, ID_KEYS)) != q.id:
+            rec["id"] = q.id  # a 0.5.4 line whose id lived only in its wrapper
+        rec.setdefault("tenant", q.tenant or tenant)
+        rec.setdefault("added_at", q.added_at or now)
+        by = accepted_by or q.accepted_by
+        if by is not None:
+            rec.setdefault("accepted_by", by)
     return json.dumps(rec, ensure_ascii=False).encode("utf-8") + b"\n"
 
 

@@ -97,7 +97,7 @@ def load_scorer(spec: str, *, search_path: Path | None = None) -> Scorer:
 
 def _bad_value(value: Any) -> str | None:
     """Why ``value`` is not a usable score, or None when it is."""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return None
     if isinstance(value, numbers.Real):
         return None

@@ -49,23 +49,18 @@ class SliceIndex:
 
 
 def build_slice_index(slices: Sequence[Sequence[str]]) -> SliceIndex:
-    """Index the slice tags of each query (duplicates within a query ignored)."""
+    """Index the slice tags of each query.
+
+    Tags within one query must be distinct (the holdout loader guarantees it).
+    """
     lookup: dict[str, int] = {}
-    q_idx: list[int] = []
-    t_idx: list[int] = []
-    for qi, tags in enumerate(slices):
-        for tag in tags:
-            ti = lookup.get(tag)
-            if ti is None:
-                ti = lookup[tag] = len(lookup)
-            q_idx.append(qi)
-            t_idx.append(ti)
-    return SliceIndex(
-        tags=list(lookup),
-        query_idx=np.asarray(q_idx, dtype=np.int64),
-        tag_idx=np.asarray(t_idx, dtype=np.int64),
-        n_queries=len(slices),
-    )
+    setdefault = lookup.setdefault
+    # new tags get the next number: len() is evaluated before setdefault inserts
+    t_list = [setdefault(tag, len(lookup)) for tags in slices for tag in tags]
+    counts = np.fromiter((len(tags) for tags in slices), dtype=np.int64, count=len(slices))
+    q_idx = np.repeat(np.arange(len(slices), dtype=np.int64), counts)
+    t_idx = np.asarray(t_list, dtype=np.int64)
+    return SliceIndex(tags=list(lookup), query_idx=q_idx, tag_idx=t_idx, n_queries=len(slices))
 
 
 def ordered_mean(values: np.ndarray) -> float:

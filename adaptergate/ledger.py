@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from adaptergate import __version__
 from adaptergate.errors import InvalidInputError, Problem
@@ -47,6 +47,8 @@ __all__ = [
     "read_rows",
     "write_rows",
 ]
+
+_ROW: TypeAdapter[QueryRow] = TypeAdapter(QueryRow)
 
 LEGACY_SCHEMA_VERSION = 2
 """What 0.5.4 wrote; assumed for its replay lines, which carry no version."""
@@ -281,7 +283,7 @@ def write_rows(path: str | os.PathLike[str], decision: GateDecision) -> None:
     target = Path(path)
     atomic_write(
         target,
-        ((row.model_dump_json() + "\n").encode("utf-8") for row in decision.per_query),
+        ((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8") for row in decision.per_query),
     )
 
 
@@ -294,7 +296,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[QueryRow]:
     rows: list[QueryRow] = []
     for lineno, obj in _json_lines(target, got[0], skip_bad=False):
         try:
-            rows.append(QueryRow.model_validate(obj))
+            rows.append(_ROW.validate_python(obj))
         except ValidationError as exc:
             raise InvalidInputError(
                 _where(target, lineno, f"not a valid query row ({_short(exc)})")

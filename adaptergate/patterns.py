@@ -172,6 +172,7 @@ def find_failure_pattern(
     min_failing: int = 2,
     min_coverage: float = 0.5,
     max_passing: int = 50_000,
+    passing_population: int | None = None,
 ) -> FailurePattern | None:
     """Up to ``max_terms`` n-grams over-represented in failing vs passing texts.
 
@@ -180,7 +181,9 @@ def find_failure_pattern(
     (``>= max(min_failing, ceil(min_coverage * n_failing))`` of them) and
     clearly rarer among passing ones (rate lower by ``>= 0.25`` and at most
     half). More than ``max_passing`` passing texts are counted on an evenly
-    strided sample of their sorted order.
+    strided sample of their sorted order. A caller that already sampled the
+    passing texts passes ``passing_population``, the number it drew them
+    from, so the summary says the rates come from a sample.
     """
     if max_terms < 1:
         raise ValueError(f"max_terms must be >= 1, got {max_terms}")
@@ -210,6 +213,8 @@ def find_failure_pattern(
     if len(passing) > max_passing:
         sampled_from = len(passing)
         passing = _sample(passing, max_passing)
+    elif passing_population is not None and passing_population > len(passing):
+        sampled_from = passing_population
     n_pass = len(passing)
     pass_df = _count_candidates(passing, candidates) if n_pass else Counter()
 

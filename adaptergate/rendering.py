@@ -414,7 +414,7 @@ def render(
             f"unknown report format {fmt!r}{hint}; valid formats: " + ", ".join(RENDER_FORMATS)
         )
     if fmt == "json":
-        return decision.model_dump_json(indent=2)
+        return decision.to_json(indent=2)
 
     env = get_environment()
     opts = dict(

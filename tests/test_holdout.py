@@ -873,3 +873,66 @@ def test_normalize_query_and_query_model_agree(obj):
 )
 def test_normalize_query_and_query_model_agree_examples(obj):
     _check_equivalence(obj)
+
+
+# ------------------------------------------- fast columnar path == careful path
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from adaptergate.holdout import _columns_fast  # noqa: E402
+
+_values = st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=4), st.booleans())
+_tags = st.one_of(st.sampled_from(["intent=a", "lang=en", "=x", "bare", " =y", "k="]), st.integers(0, 2))
+_rows = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.one_of(st.sampled_from(["q1", "q2", "q3", " "]), _values),
+        "question_id": st.sampled_from(["q1", "q4"]),
+        "query_id": _values,
+        "prompt": _values,
+        "question": _values,
+        "slices": st.one_of(st.none(), st.text(max_size=3), st.lists(_tags, max_size=3)),
+        "tenant": st.sampled_from(["acme", "globex", None]),
+        "tenant_id": st.sampled_from(["acme", "globex"]),
+        "cluster": _values,
+        "added_at": _values,
+        "payload": st.just({"x": 1}),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_rows, min_size=1, max_size=5), st.sampled_from([None, "acme"]))
+def test_fast_path_agrees_with_the_careful_path(tmp_path_factory, rows, tenant):
+    path = tmp_path_factory.mktemp("fast") / "h.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fast = _columns_fast([dict(r) for r in rows], tenant)
+    try:
+        careful = load_holdout(path, tenant=tenant, allow_bare_tags=False)
+    except HoldoutError:
+        careful = None
+    if fast is None:
+        return  # the fast path may always decline
+    assert careful is not None, rows
+    assert fast.ids == careful.ids
+    assert [tuple(s) for s in fast.slices] == [tuple(s) for s in careful.slices]
+    assert fast.payloads == careful.payloads
+    assert fast.clusters == careful.clusters and fast.added_at == careful.added_at
+
+
+_valid_rows = st.fixed_dictionaries(
+    {"id": st.sampled_from(["q1", "q2", "q3", "q4", "q5", "q6"])},
+    optional={
+        "slices": st.one_of(st.none(), st.lists(st.sampled_from(["intent=a", "lang=en", "k=v", "bare"]), max_size=3)),
+        "prompt": st.one_of(st.text(max_size=3), st.none(), st.integers(0, 1)),
+        "tenant": st.sampled_from(["acme", "globex"]),
+        "cluster": st.one_of(st.sampled_from(["c1", "c2"]), st.integers(0, 1)),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_valid_rows, min_size=1, max_size=6), st.sampled_from([None, "acme"]))
+def test_fast_path_agrees_on_mostly_valid_files(tmp_path_factory, rows, tenant):
+    test_fast_path_agrees_with_the_careful_path.hypothesis.inner_test(tmp_path_factory, rows, tenant)

@@ -172,7 +172,7 @@ def test_reads_054_audit_line(tmp_path: Path) -> None:
     old, new = log.decisions()
     assert old.schema_version == 2 and new.schema_version == SCHEMA_VERSION
     assert old.candidate_id == "v2" and old.verdict == "REJECTED"
-    assert len(old.per_query) == 4 and old.per_query[0].query_id == "q0"
+    assert len(old.per_query) == 4 and old.per_query[0]["query_id"] == "q0"
     assert old.driver_slice is not None and old.driver_slice.slice_tag == "intent=refund"
     assert "kind" not in log.records()[0]
 
@@ -291,7 +291,7 @@ def test_write_rows_roundtrip_and_replace(tmp_path: Path) -> None:
     assert read_rows(path) == d.per_query
 
     write_rows(path, make_decision(n_rows=2))  # replaced whole, not appended
-    assert [r.query_id for r in read_rows(path)] == ["q0", "q1"]
+    assert [r["query_id"] for r in read_rows(path)] == ["q0", "q1"]
     write_rows(path, make_decision(n_rows=0))
     assert path.read_bytes() == b"" and read_rows(path) == []
     assert not list(path.parent.glob("*.tmp"))

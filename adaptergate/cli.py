@@ -461,6 +461,119 @@ def demo_silent() -> None:
     run_silent(_console())
 
 
+@demo_app.command("classifier")
+def demo_classifier() -> None:
+    """Two numpy intent classifiers; the candidate learnt from contaminated refund labels."""
+    from adaptergate.demos import run_classifier
+
+    run_classifier(_console())
+
+
+@demo_app.command("sql")
+def demo_sql() -> None:
+    """A generative (text-to-SQL) scorer; the candidate writes '= NULL' for 'IS NULL'."""
+    from adaptergate.demos import run_sql
+
+    run_sql(_console())
+
+
+# --- recipe library (0.5.4's `recipes list|show|seed` and `recommend-cmd`) ---
+# 0.5.4 exits 1 for "not found"-style outcomes (empty library, unknown recipe
+# id, seed target exists); those keep exit 1 for compatibility. Unreadable or
+# malformed files raise InvalidInputError (exit 2).
+
+recipes_app = typer.Typer(help="Manage the recipe library (repair recipes for rejected adapters).",
+                          no_args_is_help=True)
+app.add_typer(recipes_app, name="recipes")
+RECIPES_OPT = typer.Option(..., "--recipes", help="The recipes JSONL file.")
+
+
+class RecommendFormat(str, Enum):
+    human = "human"
+    json = "json"
+
+
+def _compat_exit_1(message: str) -> None:
+    _err_console().print(f"adaptergate: {message}", markup=False, highlight=False)
+    raise typer.Exit(1)  # 0.5.4 exits 1 here: kept for compatibility
+
+
+@recipes_app.command("list")
+def recipes_list(recipes_path: Path = RECIPES_OPT) -> None:
+    """One JSON line per recipe. Exit 1 if the library is empty or missing."""
+    from adaptergate.recipes import RecipeStore
+
+    store = RecipeStore(recipes_path)
+    if len(store) == 0:
+        _compat_exit_1(f"no recipes in {recipes_path}. Run adaptergate recipes seed --recipes"
+                       f" {recipes_path} to populate it from the bundled seed library.")
+    for r in store.list_recipes():
+        typer.echo(json.dumps({"recipe_id": r.recipe_id, "name": r.name,
+                               "intervention_type": r.intervention_type, "source_paper": r.source_paper_arxiv}))
+
+
+@recipes_app.command("show")
+def recipes_show(recipe_id: str = typer.Argument(..., help="Id of the recipe."),
+                 recipes_path: Path = RECIPES_OPT) -> None:
+    """Print one recipe as stored. Exit 1 if there is no recipe with that id."""
+    from adaptergate.recipes import RecipeStore
+
+    store = RecipeStore(recipes_path)
+    recipe = store.get_recipe(recipe_id)
+    if recipe is None:
+        missing = "" if store.recipes_file_exists else " (the file does not exist)"
+        _compat_exit_1(f"no recipe with id {recipe_id!r} in {recipes_path}{missing}.")
+    typer.echo(recipe.to_json())
+
+
+@recipes_app.command("seed")
+def recipes_seed(
+    recipes_path: Path = typer.Option(..., "--recipes", help="Where to write the seed recipes."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing recipes file."),
+) -> None:
+    """Write the bundled seed library (7 recipes). Exit 1 if the file exists without --overwrite."""
+    from adaptergate.recipes import seed_recipes_bytes
+    from adaptergate.storage import atomic_write
+
+    if recipes_path.is_dir():
+        raise InvalidInputError(f"--recipes {recipes_path} is a directory")
+    if recipes_path.exists() and not overwrite:
+        _compat_exit_1(f"{recipes_path} already exists. Pass --overwrite to replace it.")
+    data = seed_recipes_bytes()
+    atomic_write(recipes_path, [data])
+    n = sum(1 for line in data.decode("utf-8").splitlines() if line.strip())
+    typer.echo(json.dumps({"seeded": str(recipes_path), "n_recipes": n}))
+
+
+@app.command("recommend-cmd")
+def recommend_cmd(
+    decision_path: Path = typer.Option(..., "--decision", help="A gate decision JSON file or a JSONL audit log."),
+    recipes_path: Path = RECIPES_OPT,
+    applications_path: Optional[Path] = typer.Option(
+        None, "--applications", help="Application log (default: applications.jsonl beside --recipes)."
+    ),
+    line: int = typer.Option(
+        -1, "--line", help="Which decision record of an audit log: 0 = first, -1 = last (default)."
+        " Counts decision records only; records of failed runs are skipped."
+    ),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="Maximum recommendations."),
+    output_format: RecommendFormat = typer.Option(RecommendFormat.human, "--format", "-f", help="human or json."),
+) -> None:
+    """Recommend repair recipes for a rejected decision's driver slice, best first."""
+    from adaptergate.recipes import RecipeStore, print_recommendations, read_decision, recommend
+
+    decision = read_decision(decision_path, line=line)
+    store = RecipeStore(recipes_path, applications_path)
+    if not store.recipes_file_exists:
+        raise InvalidInputError(f"recipes file not found: {recipes_path} (create it with"
+                                f" adaptergate recipes seed --recipes {recipes_path})")
+    recs = recommend(decision, store, top_k=top_k)
+    if output_format is RecommendFormat.json:
+        typer.echo(json.dumps([r.to_dict() for r in recs], indent=2))
+        return
+    print_recommendations(decision, recs, console=_console(), err_console=_err_console(), store=store)
+
+
 # ------------------------------------------------------------------- main
 
 

@@ -119,7 +119,18 @@ def gate(
     require_calibration: bool = typer.Option(
         True, "--require-calibration/--no-require-calibration", help="Refuse to gate without a baseline."
     ),
-    decision_rule: str = typer.Option("threshold", "--decision", help="Decision rule: threshold (0.5.4's)."),
+    decision_rule: str = typer.Option(
+        "stat", "--decision", envvar="ADAPTERGATE_DECISION",
+        help="stat (paired intervals, three-valued verdict) or threshold (adaptergate 0.5.4's rule)."
+        " Env: ADAPTERGATE_DECISION.",
+    ),
+    alpha: float = typer.Option(0.05, "--alpha", help="Family-wise error rate of the stat rule."),
+    on_inconclusive: str = typer.Option(
+        "accept", "--on-inconclusive", help="What INCONCLUSIVE does to the exit code: accept (0) or reject (1)."
+    ),
+    multiplicity: str = typer.Option(
+        "holm", "--multiplicity", help="Slice adjustment: holm (family-wise error) or bh (false discovery rate)."
+    ),
     audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Append the decision to this JSONL audit log."),
     replay_path: Optional[Path] = typer.Option(
         None, "--replay-path", help="When rejected, append to this replay buffer."
@@ -140,9 +151,8 @@ def gate(
     from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
     from adaptergate.models import GateConfig
 
-    if decision_rule != "threshold":
-        raise UsageError(f"--decision must be 'threshold', got {decision_rule!r}")
     config = _config(
+        decision=decision_rule, alpha=alpha, on_inconclusive=on_inconclusive, multiplicity=multiplicity,
         epsilon=epsilon, slice_epsilon=slice_epsilon, slice_min_size=slice_min_size,
         min_holdout_size=min_holdout_size, strict=strict, pass_threshold=pass_threshold,
         require_calibration=require_calibration, sample=sample_n, sample_seed=sample_seed,

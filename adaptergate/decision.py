@@ -20,11 +20,25 @@ accumulated in holdout order so a verdict on a boundary comes out the same):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass
 
 import numpy as np
 
 from adaptergate.models import GateConfig
+from adaptergate.stats import (
+    PairedStats,
+    bh_adjust,
+    binary_paired,
+    clustered_paired,
+    continuous_paired,
+    holm_adjust,
+    mcnemar_p_min,
+    min_exact_size,
+    tarone_bonferroni,
+    norm_ppf,
+    queries_needed,
+)
 
 @dataclass(frozen=True)
 class SliceIndex:
@@ -53,10 +67,9 @@ def build_slice_index(slices: Sequence[Sequence[str]]) -> SliceIndex:
 
     Tags within one query must be distinct (the holdout loader guarantees it).
     """
-    lookup: dict[str, int] = {}
-    setdefault = lookup.setdefault
-    # new tags get the next number: len() is evaluated before setdefault inserts
-    t_list = [setdefault(tag, len(lookup)) for tags in slices for tag in tags]
+    flat = list(chain.from_iterable(slices))
+    lookup = {tag: i for i, tag in enumerate(dict.fromkeys(flat))}  # first-appearance order
+    t_list = list(map(lookup.__getitem__, flat))
     counts = np.fromiter((len(tags) for tags in slices), dtype=np.int64, count=len(slices))
     q_idx = np.repeat(np.arange(len(slices), dtype=np.int64), counts)
     t_idx = np.asarray(t_list, dtype=np.int64)
@@ -223,3 +236,192 @@ def decide_threshold(
         tol = config.slice_epsilon if config.slice_epsilon is not None else config.epsilon
         overlap = explain_by_driver(index, baseline, candidate, stats, driver, tol)
     return CoreDecision(n, mean_b, mean_c, delta, bool(aggregate_ok), strict, stats, driver, overlap, worst)
+
+
+# ------------------------------------------------------ statistical rule
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Paired statistics and a three-valued verdict, per group.
+
+    Group 0 is the aggregate (see :func:`decide_stat`); slices follow in the
+    order of ``SliceIndex.tags``.
+    """
+
+    paired: PairedStats
+    p_adjusted: np.ndarray
+    verdict: np.ndarray  # "PASS" | "FAIL" | "INCONCLUSIVE" | "" (slice not tested)
+    alpha_used: np.ndarray
+    n_needed: np.ndarray  # float, NaN when not applicable / not resolvable
+    never_significant: np.ndarray  # bool: too small to ever reach significance
+    min_size: np.ndarray  # int: size needed before significance is possible (0 = n/a)
+    mde: np.ndarray  # smallest drop detectable with 80% power at this size
+
+
+@dataclass(frozen=True)
+class StatDecision:
+    core: CoreDecision
+    binary: bool
+    clustered: bool
+    aggregate: Evidence
+    slices: Evidence
+    verdict: str
+    accepted: bool
+
+
+def _group_counts(
+    groups: np.ndarray, q: np.ndarray, n_groups: int, baseline: np.ndarray, candidate: np.ndarray,
+    binary: bool, clusters: np.ndarray | None, alpha: float,
+) -> PairedStats:
+    """Paired statistics for every group given memberships (group id, query id)."""
+    n = np.bincount(groups, minlength=n_groups).astype(np.float64)
+    b, c = baseline[q], candidate[q]
+    d = c - b
+    if clusters is not None:
+        cl = clusters[q]
+        n_cl = int(clusters.max()) + 1 if clusters.size else 1
+        key = groups.astype(np.int64) * n_cl + cl
+        uniq, inv = np.unique(key, return_inverse=True)
+        g_groups = uniq // n_cl
+        g_n = np.bincount(inv, minlength=uniq.size).astype(np.float64)
+        g_sum = np.bincount(inv, weights=d, minlength=uniq.size)
+        sum_d = np.bincount(groups, weights=d, minlength=n_groups)
+        return clustered_paired(n, sum_d, g_groups, g_n, g_sum, n_groups, alpha)
+    if binary:
+        both = np.bincount(groups, weights=(b > 0.5) & (c > 0.5), minlength=n_groups)
+        drop = np.bincount(groups, weights=(b > 0.5) & (c < 0.5), minlength=n_groups)
+        gain = np.bincount(groups, weights=(b < 0.5) & (c > 0.5), minlength=n_groups)
+        return binary_paired(n, both, drop, gain, alpha)
+    sum_d = np.bincount(groups, weights=d, minlength=n_groups)
+    sum_d2 = np.bincount(groups, weights=d * d, minlength=n_groups)
+    return continuous_paired(n, sum_d, sum_d2, alpha)
+
+
+def _power(
+    paired: PairedStats, margin: float, alpha: np.ndarray, binary: bool, exact: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Queries needed to settle, 'never significant' flags, minimum sizes, MDE."""
+    k = paired.n.size
+    n_needed = np.full(k, np.nan)
+    never = np.zeros(k, dtype=bool)
+    min_size = np.zeros(k, dtype=np.int64)
+    mde = np.full(k, np.nan)
+    for i in range(k):
+        n_i = int(paired.n[i])
+        if n_i == 0:
+            continue
+        sd = float(paired.sd[i])
+        if binary:  # at least one discordant pair's worth of spread
+            sd = max(sd, float(np.sqrt(1.0 / n_i)))
+        a = float(alpha[i])
+        z = norm_ppf(1 - a) + norm_ppf(0.8)
+        mde[i] = z * sd / np.sqrt(n_i) if sd > 0 else np.nan
+        if exact:
+            min_size[i] = min_exact_size(a)
+            never[i] = n_i < min_size[i]
+        delta = float(paired.delta[i])
+        gap = delta + margin if delta >= -margin else -delta
+        need = queries_needed(sd, gap, a)
+        if need is not None:
+            n_needed[i] = need
+    return n_needed, never, min_size, mde
+
+
+def decide_stat(
+    baseline: np.ndarray, candidate: np.ndarray, index: SliceIndex, config: GateConfig,
+    clusters: np.ndarray | None = None,
+) -> StatDecision:
+    """The statistical rule: paired intervals, three-valued verdicts, slice error control.
+
+    Per group (the aggregate, then every slice):
+
+    * FAIL when the drop is significant (one-sided p below the group's
+      alpha after adjustment) and the estimated drop exceeds the margin
+      (``epsilon``; ``slice_epsilon`` for slices);
+    * PASS when the lower confidence bound clears the margin;
+    * INCONCLUSIVE otherwise.
+
+    Family-wise error control (Holm; ``multiplicity="bh"`` for FDR): with
+    slice gating on, alpha is split between the aggregate (alpha/2) and the
+    slices (alpha/2, Holm across eligible slices); when the aggregate fails
+    its share passes on to the slices, and when every slice fails theirs
+    passes to the aggregate (a graphical procedure: the family-wise error
+    stays at alpha). Overall: FAIL if the aggregate or any eligible slice
+    fails (or ``strict`` finds a broken query); PASS if the aggregate passes
+    and no eligible slice's estimate is beyond ``slice_epsilon``;
+    INCONCLUSIVE otherwise, which ``on_inconclusive`` maps to accept or reject.
+    """
+    core = decide_threshold(baseline, candidate, index, config)
+    b = np.asarray(baseline, dtype=np.float64)
+    c = np.asarray(candidate, dtype=np.float64)
+    alpha = config.alpha
+    binary = bool(np.all((b == 0) | (b == 1)) and np.all((c == 0) | (c == 1)))
+    clustered = clusters is not None
+    gating = config.slice_epsilon is not None
+    n_tags = len(index.tags)
+    eligible = core.stats.eligible
+
+    agg_alpha = alpha / 2 if gating and eligible.any() else alpha
+    q_all = np.arange(b.size, dtype=np.int64)
+    agg = _group_counts(np.zeros(b.size, dtype=np.int64), q_all, 1, b, c, binary, clusters, agg_alpha)
+
+    s_eps = config.slice_epsilon or 0.0
+    slice_ps = _group_counts(index.tag_idx, index.query_idx, n_tags, b, c, binary, clusters, alpha)
+    fam = np.flatnonzero(eligible) if gating else np.zeros(0, dtype=np.int64)
+    exact = binary and clusters is None
+    agg_fail = bool(agg.p_drop[0] < agg_alpha and agg.delta[0] < -config.epsilon)
+    slice_level = alpha if (agg_fail or not gating) else alpha / 2
+    p_adj = np.ones(n_tags)
+    family_size = int(fam.size)
+
+    def adjust_at(level: float) -> None:
+        nonlocal family_size
+        if not fam.size:
+            return
+        if config.multiplicity == "bh":
+            p_adj[fam] = bh_adjust(slice_ps.p_drop[fam])
+        elif exact:
+            # exact tests: slices with too few discordant pairs to ever reach
+            # significance do not share the budget (Tarone 1990)
+            p_min = mcnemar_p_min(slice_ps.n_drop[fam] + slice_ps.n_gain[fam])  # type: ignore[index]
+            p_adj[fam], family_size = tarone_bonferroni(slice_ps.p_drop[fam], p_min, level)
+        else:
+            p_adj[fam] = holm_adjust(slice_ps.p_drop[fam])
+
+    def slice_fails_at(level: float) -> np.ndarray:
+        return (p_adj < level) & (slice_ps.delta < -s_eps) & eligible & gating
+
+    adjust_at(slice_level)
+    slice_fails = slice_fails_at(slice_level)
+    if gating and not agg_fail and fam.size and slice_fails[fam].all():
+        agg_alpha = alpha  # every slice rejected: their alpha passes to the aggregate
+        agg = _group_counts(np.zeros(b.size, dtype=np.int64), q_all, 1, b, c, binary, clusters, agg_alpha)
+        agg_fail = bool(agg.p_drop[0] < agg_alpha and agg.delta[0] < -config.epsilon)
+
+    agg_verdict = "FAIL" if agg_fail else ("PASS" if agg.lower[0] >= -config.epsilon else "INCONCLUSIVE")
+    s_verdict = np.full(n_tags, "", dtype=object)
+    if gating:
+        passes = slice_ps.lower >= -s_eps
+        s_verdict[eligible] = np.where(
+            slice_fails[eligible], "FAIL", np.where(passes[eligible], "PASS", "INCONCLUSIVE")
+        )
+    # per-slice level used for power statements: the first step (worst case)
+    s_alpha = np.full(n_tags, slice_level / max(family_size, 1))
+    a_need, a_never, a_min, a_mde = _power(agg, config.epsilon, np.array([agg_alpha]), binary, exact)
+    s_need, s_never, s_min, s_mde = _power(
+        slice_ps, config.slice_epsilon if gating else config.epsilon, s_alpha, binary, exact
+    )
+    aggregate = Evidence(agg, np.array([agg.p_drop[0]]), np.array([agg_verdict], dtype=object),
+                         np.array([agg_alpha]), a_need, a_never, a_min, a_mde)
+    slices = Evidence(slice_ps, p_adj, s_verdict, s_alpha, s_need, s_never, s_min, s_mde)
+
+    strict_fail = core.strict_violations.size > 0
+    if agg_fail or slice_fails.any() or strict_fail:
+        verdict = "FAIL"
+    elif agg_verdict == "PASS" and not (gating and np.any(eligible & (slice_ps.delta < -s_eps))):
+        verdict = "PASS"
+    else:
+        verdict = "INCONCLUSIVE"
+    accepted = verdict == "PASS" or (verdict == "INCONCLUSIVE" and config.on_inconclusive == "accept")
+    return StatDecision(core, binary, clustered, aggregate, slices, verdict, accepted)

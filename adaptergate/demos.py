@@ -1,7 +1,7 @@
 """Bundled demos that need no model download, no GPU and no network.
 
 ``adaptergate demo silent`` is adaptergate 0.5.4's headline case: 300 queries,
-5 of them in a small, business-critical slice that the candidate breaks.
+12 of them in a small, business-critical slice that the candidate breaks.
 Aggregate-only gating accepts (the mean barely moves); ``--slice-epsilon``
 rejects and names the slice.
 
@@ -39,14 +39,14 @@ _CRITICAL = "intent=gdpr_erasure"
 
 def _holdout_rows() -> list[dict]:
     rows = []
-    for i in range(295):
+    for i in range(288):
         intent = _INTENTS[i % len(_INTENTS)]
         rows.append({
             "id": f"{intent}_{i:03d}",
             "prompt": f"Customer asks about {intent.replace('_', ' ')} (ticket {i})",
             "slices": [f"intent={intent}", f"lang={'en' if i % 3 else 'es'}"],
         })
-    for i in range(5):
+    for i in range(12):
         rows.append({
             "id": f"gdpr_{i}",
             "prompt": f"Please delete all my personal data under GDPR article 17 (request {i})",
@@ -78,15 +78,17 @@ def run_silent(console: Console) -> None:
         decision = run_gate(
             GateRequest(
                 tenant="demo", candidate="candidate_v2", baseline="production_v1",
-                holdout_path=holdout, scorer_spec=scorer.spec, config=GateConfig(slice_epsilon=slice_eps),
+                holdout_path=holdout, scorer_spec=scorer.spec,
+                config=GateConfig(epsilon=0.05, slice_epsilon=slice_eps),
             ),
             scorer=scorer,
         )
         print_human(decision, console=console, err_console=err)
         console.print()
     console.print(
-        "Same data, same adapters: the aggregate moved by less than ε, one 5-query slice went"
-        " 1.000 → 0.000. Only the slice rule stops it.",
+        "Same data, same adapters: the aggregate moved by less than 0.05, one 12-query slice went"
+        " 1.000 → 0.000. Only the slice rule stops it. (With 5 such queries the evidence would not"
+        " be enough after adjusting for 8 slices, and the report would say how many are needed.)",
         markup=False, highlight=False,
     )
 

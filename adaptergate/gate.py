@@ -18,10 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from adaptergate import __version__
-from adaptergate.decision import CoreDecision, SliceIndex, build_slice_index, decide_threshold
+from adaptergate import wording
+from adaptergate.decision import (
+    CoreDecision,
+    Evidence as EvidenceArrays,
+    SliceIndex,
+    StatDecision,
+    build_slice_index,
+    decide_stat,
+    decide_threshold,
+)
 from adaptergate.errors import InvalidInputError, UsageError
 from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES, Holdout, load_holdout
 from adaptergate.models import (
+    Evidence,
     FailurePattern,
     GateConfig,
     GateDecision,
@@ -121,7 +131,12 @@ def build_decision(
     """Decide on scored arrays and describe the result."""
     config = request.config
     index = build_slice_index(holdout.slices)
-    core = decide_threshold(baseline, candidate, index, config)
+    stat = None
+    if config.decision == "stat" and request.baseline is not None:
+        stat = decide_stat(baseline, candidate, index, config, clusters=_cluster_ids(holdout.clusters))
+        core = stat.core
+    else:
+        core = decide_threshold(baseline, candidate, index, config)
     delta = candidate - baseline
     regressed = delta < 0
     texts = _TextCache(holdout.payloads)
@@ -152,7 +167,20 @@ def build_decision(
                 ),
             )
         )
-    reasons = _reasons(request, core, slices)
+    agg_evidence = None
+    if stat is not None:
+        agg_evidence = _evidence(stat.aggregate, 0, float(stat.aggregate.alpha_used[0]))
+        agg_evidence.statement = wording.aggregate_statement(agg_evidence, config.epsilon, core.n)
+        pos = {tag: k for k, tag in enumerate(index.tags)}
+        for s_attr in slices:
+            ev = _evidence(stat.slices, pos[s_attr.slice_tag], config.alpha)
+            ev.statement = wording.slice_statement(s_attr.slice_tag, ev, s_attr.n_total, config.slice_epsilon)
+            s_attr.evidence = ev
+            if config.slice_epsilon is not None:
+                s_attr.violates = ev.verdict == "FAIL"
+        reasons = _stat_reasons(request, stat, agg_evidence, slices)
+    else:
+        reasons = _reasons(request, core, slices)
     timestamp = (now or datetime.now(timezone.utc)).isoformat()
     rows: list[QueryRow] = [
         {"query_id": qid, "score_baseline": b, "score_candidate": c, "delta": d, "line": ln}
@@ -163,7 +191,11 @@ def build_decision(
     driver_tag = index.tags[core.driver] if core.driver is not None else None
     decision = GateDecision(
         tool_version=__version__,
-        accepted=core.accepted,
+        accepted=stat.accepted if stat is not None else core.accepted,
+        verdict=stat.verdict if stat is not None else "",
+        decision_rule="stat" if stat is not None else "threshold",
+        evidence=agg_evidence,
+        binary_scores=stat.binary if stat is not None else None,
         tenant_id=request.tenant,
         candidate_id=request.candidate,
         baseline_id=request.baseline,
@@ -173,7 +205,7 @@ def build_decision(
         delta=core.delta,
         epsilon=config.epsilon,
         reason=reasons[0],
-        reasons=reasons[1:] if not core.accepted else [],
+        reasons=reasons[1:],
         timestamp=timestamp,
         holdout_path=str(request.holdout_path),
         config=config,
@@ -241,7 +273,8 @@ def _slice_attributions(
     stats = core.stats
     overlap = core.overlap
     out: list[SliceAttribution] = []
-    ids = holdout.ids
+    ids = np.empty(len(holdout.ids), dtype=object)
+    ids[:] = holdout.ids
     # Members of every tag at once: sort memberships by tag (stable keeps query order).
     by_tag = np.argsort(index.tag_idx, kind="stable")
     q_sorted = index.query_idx[by_tag]
@@ -261,7 +294,7 @@ def _slice_attributions(
                 score_baseline=float(stats.mean_baseline[ti]),
                 score_candidate=float(stats.mean_candidate[ti]),
                 delta=float(stats.delta[ti]),
-                regressed_query_ids=[ids[i] for i in failing.tolist()],
+                regressed_query_ids=ids[failing].tolist(),
                 pattern=pattern.summary if pattern else None,
                 contribution=float(stats.contribution[ti]),
                 share_of_drop=float(stats.share_of_drop[ti]) if stats.share_of_drop[ti] > 0 else None,
@@ -321,3 +354,91 @@ def _reasons(request: GateRequest, core: CoreDecision, slices: list[SliceAttribu
     else:
         head = "REJECTED: " + "; ".join(found) + "."
     return [head, *found]
+
+
+def _cluster_ids(clusters: list[str | None]) -> np.ndarray | None:
+    """Integer cluster ids; a query without a cluster is a cluster of its own."""
+    if all(c is None for c in clusters):
+        return None
+    lookup: dict[object, int] = {}
+    out = np.empty(len(clusters), dtype=np.int64)
+    for i, c in enumerate(clusters):
+        key = ("q", i) if c is None else ("c", c)
+        out[i] = lookup.setdefault(key, len(lookup))
+    return out
+
+
+def _opt_int(x: float) -> int | None:
+    return int(x) if np.isfinite(x) else None
+
+
+def _evidence(ev: EvidenceArrays, i: int, interval_alpha: float) -> Evidence:
+    p = ev.paired
+    alpha = float(ev.alpha_used[i])
+    return Evidence(
+        verdict=str(ev.verdict[i]),
+        estimate=float(p.delta[i]),
+        lower=float(p.lower[i]),
+        upper=float(p.upper[i]),
+        level=1 - 2 * interval_alpha,
+        method=p.method,
+        p_value=float(p.p_drop[i]),
+        p_adjusted=float(ev.p_adjusted[i]) if len(ev.alpha_used) > 1 else None,
+        alpha=alpha,
+        n_drop=int(p.n_drop[i]) if p.n_drop is not None else None,
+        n_gain=int(p.n_gain[i]) if p.n_gain is not None else None,
+        mde=float(ev.mde[i]) if np.isfinite(ev.mde[i]) else None,
+        n_needed=_opt_int(float(ev.n_needed[i])),
+        never_significant=bool(ev.never_significant[i]),
+        min_size=int(ev.min_size[i]) or None,
+    )
+
+
+def _stat_reasons(
+    request: GateRequest, stat: StatDecision, agg: Evidence, slices: list[SliceAttribution]
+) -> list[str]:
+    """Headline, then one line per rule that failed (or left it inconclusive)."""
+    cfg = request.config
+    lines: list[str] = []
+    if agg.verdict != "PASS":
+        lines.append(agg.statement)
+    for s in slices:
+        if s.evidence is not None and s.evidence.verdict == "FAIL":
+            lines.append(s.evidence.statement)
+    if cfg.slice_epsilon is not None and stat.verdict != "FAIL":
+        for s in slices:
+            ev = s.evidence
+            if ev is not None and ev.verdict == "INCONCLUSIVE" and s.eligible and s.delta < -cfg.slice_epsilon:
+                lines.append(ev.statement)
+    if stat.core.strict_violations.size:
+        k = stat.core.strict_violations.size
+        lines.append(
+            f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline"
+            f" (score ≥ {cfg.pass_threshold:g}) fail on the candidate"
+        )
+    policy = ""
+    if stat.verdict == "INCONCLUSIVE":
+        policy = (
+            " Policy --on-inconclusive accept: not blocked."
+            if cfg.on_inconclusive == "accept" else " Policy --on-inconclusive reject: blocked."
+        )
+    word = "ACCEPTED" if stat.accepted else "REJECTED"
+    if stat.verdict == "PASS":
+        head = f"{word} (PASS): {agg.statement.removeprefix('PASS: ')}"
+    elif stat.verdict == "FAIL":
+        n_fail = sum(1 for s in slices if s.evidence is not None and s.evidence.verdict == "FAIL")
+        what = []
+        if agg.verdict == "FAIL":
+            what.append(f"the aggregate dropped {-agg.estimate:.3f} (beyond ε={cfg.epsilon:g})")
+        if n_fail:
+            worst = next(s for s in slices if s.evidence is not None and s.evidence.verdict == "FAIL")
+            what.append(
+                f"slice '{worst.slice_tag}' dropped {-worst.delta:.3f} on {worst.n_total} queries"
+                + (f" ({n_fail - 1} more slice(s) too)" if n_fail > 1 else "")
+            )
+        if stat.core.strict_violations.size:
+            what.append("strict mode found queries that broke")
+        head = f"{word} (FAIL): " + "; ".join(what) + ", with significant evidence."
+    else:
+        head = f"{word} (INCONCLUSIVE): the evidence does not settle it.{policy}"
+    return [head, *lines]

@@ -373,11 +373,11 @@ def _columns_fast(objs: list[Any], tenant: str | None) -> Holdout | None:
         return None
     if any("payload" in o for o in objs):
         return None  # possibly 0.5.4-wrapped: take the careful path
-    ids = [o.get("id") for o in objs]
-    if any(i is None for i in ids):
-        alt = [o.get("question_id") for o in objs]
-        alt2 = [o.get("query_id") for o in objs]
-        ids = [a if a is not None else (b if b is not None else c) for a, b, c in zip(ids, alt, alt2)]
+    # normalize_query's precedence, one pass: id, then question_id, then query_id
+    ids = [
+        i if (i := o.get("id")) is not None else (q if (q := o.get("question_id")) is not None else o.get("query_id"))
+        for o in objs
+    ]
     if not all(type(i) is str and i.strip() for i in ids):
         return None
     if len(set(ids)) != len(ids):
@@ -387,18 +387,24 @@ def _columns_fast(objs: list[Any], tenant: str | None) -> Holdout | None:
         return None
     if not all(type(t) is str and "=" in t and t[0] != "=" for x in raw_slices if x for t in x):
         return None
-    if not all(x is None or len(x) < 2 or len(set(x)) == len(x) for x in raw_slices):
+    if not all(
+        x is None or (n := len(x)) < 2
+        or (n == 2 and x[0] != x[1])
+        or (n == 3 and x[0] != x[1] and x[0] != x[2] and x[1] != x[2])
+        or (n > 3 and len(set(x)) == n)
+        for x in raw_slices
+    ):
         return None
     slices = [x if x is not None else () for x in raw_slices]
     # the first present prompt alias must be a string (normalize_query's rule)
-    pending = objs
-    for key in PROMPT_KEYS:
-        values = [o.get(key) for o in pending]
-        if not all(v is None or type(v) is str for v in values):
-            return None
-        pending = [o for o, v in zip(pending, values) if v is None]
-        if not pending:
-            break
+    prompts = [
+        p if (p := o.get("prompt")) is not None else (
+            q if (q := o.get("question")) is not None else (
+                t if (t := o.get("text")) is not None else o.get("query")))
+        for o in objs
+    ]
+    if not all(p is None or type(p) is str for p in prompts):
+        return None
     tenants = [t if (t := o.get("tenant")) is not None else o.get("tenant_id") for o in objs]
     if not all(t is None or (type(t) is str and (tenant is None or t == tenant)) for t in tenants):
         return None

@@ -53,7 +53,16 @@ class GateConfig(BaseModel):
     require_calibration: bool = Field(True, description="Refuse to gate without a baseline.")
     sample: int | None = Field(None, ge=1, description="Gate on a deterministic sample of N.")
     sample_seed: str | None = Field(None, description="Seed of --sample (default: candidate id).")
-    decision: Literal["threshold"] = "threshold"
+    decision: Literal["stat", "threshold"] = Field(
+        "stat", description="stat: paired intervals and tests; threshold: adaptergate 0.5.4's rule."
+    )
+    alpha: float = Field(0.05, gt=0.0, lt=0.5, description="Family-wise error rate of the stat rule.")
+    on_inconclusive: Literal["accept", "reject"] = Field(
+        "accept", description="What an INCONCLUSIVE verdict does to the exit code."
+    )
+    multiplicity: Literal["holm", "bh"] = Field(
+        "holm", description="Slice adjustment: holm (family-wise) or bh (false discovery rate)."
+    )
 
     @field_validator("epsilon", "pass_threshold")
     @classmethod
@@ -134,6 +143,40 @@ class SliceAttribution(BaseModel):
     delta_outside_driver: float | None = None
     n_outside_driver: int | None = None
     failure_pattern: FailurePattern | None = None
+    evidence: "Evidence | None" = None
+
+
+class Evidence(BaseModel):
+    """The paired statistics behind a verdict, for the aggregate or one slice."""
+
+    verdict: str = Field(description="PASS, FAIL or INCONCLUSIVE ('' for a slice not tested).")
+    estimate: float = Field(description="Mean per-query difference, candidate - baseline.")
+    lower: float
+    upper: float
+    level: float = Field(description="Two-sided coverage of [lower, upper]; each bound is one-sided 1-alpha.")
+    method: str
+    p_value: float = Field(description="One-sided p-value of a drop.")
+    p_adjusted: float | None = Field(None, description="Adjusted for the slice family (slices only).")
+    alpha: float = Field(description="The level the p-value was judged at.")
+    n_drop: int | None = Field(None, description="0/1 scores: passed on baseline, fail on candidate.")
+    n_gain: int | None = Field(None, description="0/1 scores: failed on baseline, pass on candidate.")
+    mde: float | None = Field(None, description="Smallest drop detected 80% of the time at this size.")
+    n_needed: int | None = Field(None, description="Queries that would settle an INCONCLUSIVE verdict.")
+    never_significant: bool = Field(False, description="Too small to ever reach significance.")
+    min_size: int | None = Field(None, description="Size before significance is possible at all.")
+    statement: str = ""
+
+
+class NoiseFloor(BaseModel):
+    """What rescoring the same adapters (``--repeats``) says about the scorer's noise."""
+
+    repeats: int
+    per_query_sd: float = Field(description="Pooled sd of one query's score across repeats.")
+    null_delta: float = Field(description="Baseline vs itself (first two repeats): aggregate delta.")
+    null_lower: float
+    null_upper: float
+    deterministic: bool
+    statement: str = ""
 
 
 class DuplicateSlices(BaseModel):
@@ -183,6 +226,10 @@ class GateDecision(BaseModel):
     suspected_duplicate_slices: list[list[str]] = Field(default_factory=list)
     duplicate_slice_details: list[DuplicateSlices] = Field(default_factory=list)
     staleness_days: int | None = None
+    decision_rule: str = "threshold"
+    evidence: Evidence | None = Field(None, description="The aggregate's statistics (stat rule).")
+    binary_scores: bool | None = None
+    noise: NoiseFloor | None = None
     warnings: list[GateWarning] = Field(default_factory=list)
     per_query: list[QueryRow] = Field(
         default_factory=list, description="Per-query scores; last, so huge lists end the document."
@@ -250,3 +297,5 @@ class GateDecision(BaseModel):
         # (its quote would be escaped), so this splits exactly between rows.
         rows = rows.replace('},{"query_id"', '},\n    {"query_id"')
         return head[:-2] + ',\n  "per_query": [\n    ' + rows + "\n  ]\n}"
+
+SliceAttribution.model_rebuild()

@@ -38,7 +38,7 @@ def test_bundled_example_rejects_with_billing_driver(capsys):
     code, out, err = run(gate_args(EXAMPLE_HOLDOUT, "--format", "json", "--slice-epsilon", "0.10"), capsys)
     assert code == 1
     d = json.loads(out)
-    assert d["accepted"] is False and d["verdict"] == "REJECTED"
+    assert d["accepted"] is False and d["verdict"] == "FAIL" and d["decision_rule"] == "stat"
     assert d["driver_slice_tag"] == "intent=billing_dispute"
     assert d["schema_version"] == 3
 

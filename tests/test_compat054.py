@@ -24,6 +24,9 @@ RAW = {"h_054.jsonl": "raw.jsonl", "s_054.jsonl": "silent_raw.jsonl"}
 
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch):
+    # 0.5.4's rule is `--decision threshold`; the variable keeps old command
+    # lines unchanged (the default rule is the statistical one).
+    monkeypatch.setenv("ADAPTERGATE_DECISION", "threshold")
     for f in FIX.iterdir():
         if f.is_file():
             shutil.copy(f, tmp_path / f.name)

@@ -71,7 +71,7 @@ def test_demo_sql_printed_gate_command_reproduces_the_verdict(capsys):
     _, out, _ = run(["demo", "sql"], capsys)
     code, out2, _ = run([*printed_gate_command(out), "--format", "json"], capsys)
     assert code == 1
-    assert '"verdict": "REJECTED"' in out2
+    assert '"accepted": false' in out2 and '"verdict": "FAIL"' in out2
 
 
 def test_demo_help_lists_all_three(capsys):

@@ -1,0 +1,92 @@
+"""Sentences an on-call engineer can paste into a chat.
+
+Every statement says what was found, how sure we are, and what it is based
+on: the estimate, its interval, the test and its p-value, and — when the
+evidence is not enough — how many queries would settle it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from adaptergate.models import Evidence
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return f"{x:+.{digits}f}"
+
+
+def _p(p: float) -> str:
+    if p < 1e-4:
+        return "p<0.0001"
+    return f"p={p:.4f}" if p < 0.01 else f"p={p:.3f}"
+
+
+def _interval(ev: Evidence) -> str:
+    return f"{round(ev.level * 100)}% interval {_num(ev.lower)} to {_num(ev.upper)}"
+
+
+def _counts(ev: Evidence) -> str:
+    if ev.n_drop is None or ev.n_gain is None:
+        return ""
+    return f"; {ev.n_drop} broke, {ev.n_gain} fixed"
+
+
+def aggregate_statement(ev: Evidence, epsilon: float, n: int) -> str:
+    conf = round((1 - ev.alpha) * 100)
+    base = f"Δ={_num(ev.estimate)} over {n:,} queries ({_interval(ev)}; {ev.method}, {_p(ev.p_value)}{_counts(ev)})"
+    if ev.verdict == "FAIL":
+        return (
+            f"FAIL: the candidate is worse by {-ev.estimate:.3f}, beyond ε={epsilon:g}, and the drop is"
+            f" significant ({_p(ev.p_value)} < {ev.alpha:g}). {base}."
+        )
+    if ev.verdict == "PASS":
+        worst = max(-ev.lower, 0.0)
+        return (
+            f"PASS: with {conf}% confidence the candidate is at most {worst:.3f} worse (within ε={epsilon:g})."
+            f" {base}."
+        )
+    settle = settle_phrase(ev, n)
+    return (
+        f"INCONCLUSIVE: the interval {_num(ev.lower)} to {_num(ev.upper)} straddles the margin −ε={-epsilon:g}."
+        f" {base}.{settle}"
+    )
+
+
+def settle_phrase(ev: Evidence, n: int) -> str:
+    if ev.never_significant and ev.min_size:
+        return f" {n:,} queries can never reach significance here; at least {ev.min_size:,} are needed."
+    if ev.n_needed is not None:
+        more = max(ev.n_needed - n, 0)
+        return (
+            f" About {ev.n_needed:,} queries ({more:,} more) would settle it, if the observed"
+            " difference holds."
+        )
+    return " The estimate sits on the margin: more queries alone will not settle it."
+
+
+def power_statement(ev: Evidence, n: int) -> str:
+    if ev.mde is None or not math.isfinite(ev.mde):
+        return ""
+    return (
+        f"With {n:,} queries and the spread observed, a drop of {ev.mde:.3f} or more is detected"
+        " 80% of the time."
+    )
+
+
+def slice_statement(tag: str, ev: Evidence, n: int, slice_epsilon: float | None) -> str:
+    adj = f", adjusted {_p(ev.p_adjusted).split('=')[-1] if ev.p_adjusted is not None else ''}"
+    core = (
+        f"{tag}: Δ={_num(ev.estimate)} on {n:,} queries ({_interval(ev)}; {_p(ev.p_value)}"
+        f"{adj if ev.p_adjusted is not None else ''}{_counts(ev)})"
+    )
+    eps = f"{slice_epsilon:g}" if slice_epsilon is not None else "?"
+    if ev.verdict == "FAIL":
+        return f"{core}: FAIL, a significant drop beyond slice ε={eps}."
+    if ev.never_significant and ev.min_size:
+        return f"{core}: too small to ever reach significance; needs at least {ev.min_size:,} queries."
+    if ev.verdict == "PASS":
+        return f"{core}: PASS, within slice ε={eps}."
+    if ev.verdict == "INCONCLUSIVE":
+        return f"{core}: INCONCLUSIVE.{settle_phrase(ev, n)}"
+    return core

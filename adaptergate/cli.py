@@ -98,38 +98,50 @@ def gate(
     ),
     holdout_path: Path = typer.Option(..., "--holdout", help="Path to the tenant's JSONL held-out set."),
     scorer_spec: str = typer.Option(..., "--scorer", help="Scorer as 'module:function'."),
-    epsilon: float = typer.Option(0.02, help="Max acceptable aggregate score drop."),
+    epsilon: Optional[float] = typer.Option(None, help="Max acceptable aggregate score drop [default: 0.02]."),
     slice_epsilon: Optional[float] = typer.Option(
         None, "--slice-epsilon", help="Max acceptable drop within any slice (silent-regression net)."
     ),
-    slice_min_size: int = typer.Option(
-        3, "--slice-min-size", help="Slices smaller than this cannot reject on their own."
+    slice_min_size: Optional[int] = typer.Option(
+        None, "--slice-min-size", help="Slices smaller than this cannot reject on their own [default: 3]."
     ),
-    min_holdout_size: int = typer.Option(20, "--min-holdout-size", help="Refuse to gate on fewer queries."),
+    min_holdout_size: Optional[int] = typer.Option(
+        None, "--min-holdout-size", help="Refuse to gate on fewer queries [default: 20]."
+    ),
     sample_n: Optional[int] = typer.Option(None, "--sample", help="Gate on a deterministic sample of N queries."),
     sample_seed: Optional[str] = typer.Option(
         None, "--sample-seed", help="Seed for --sample (default: the candidate id, as in 0.5.4)."
     ),
-    strict: bool = typer.Option(
-        False, "--strict", help="Also reject when a query that passed on the baseline fails on the candidate."
+    strict: Optional[bool] = typer.Option(
+        None, "--strict/--no-strict",
+        help="Also reject when a query that passed on the baseline fails on the candidate [default: off].",
     ),
-    pass_threshold: float = typer.Option(
-        1.0, "--pass-threshold", help="A score >= this counts as a pass (for --strict)."
+    pass_threshold: Optional[float] = typer.Option(
+        None, "--pass-threshold", help="A score >= this counts as a pass, for --strict [default: 1.0]."
     ),
     require_calibration: bool = typer.Option(
         True, "--require-calibration/--no-require-calibration", help="Refuse to gate without a baseline."
     ),
-    decision_rule: str = typer.Option(
-        "stat", "--decision", envvar="ADAPTERGATE_DECISION",
-        help="stat (paired intervals, three-valued verdict) or threshold (adaptergate 0.5.4's rule)."
-        " Env: ADAPTERGATE_DECISION.",
+    decision_rule: Optional[str] = typer.Option(
+        None, "--decision", envvar="ADAPTERGATE_DECISION",
+        help="stat (paired intervals, three-valued verdict) or threshold (adaptergate 0.5.4's rule)"
+        " [default: stat; env ADAPTERGATE_DECISION].",
     ),
-    alpha: float = typer.Option(0.05, "--alpha", help="Family-wise error rate of the stat rule."),
-    on_inconclusive: str = typer.Option(
-        "accept", "--on-inconclusive", help="What INCONCLUSIVE does to the exit code: accept (0) or reject (1)."
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Family-wise error rate of the stat rule [default: 0.05]."),
+    on_inconclusive: Optional[str] = typer.Option(
+        None, "--on-inconclusive",
+        help="What INCONCLUSIVE does to the exit code: accept (0) or reject (1) [default: accept].",
     ),
-    multiplicity: str = typer.Option(
-        "holm", "--multiplicity", help="Slice adjustment: holm (family-wise error) or bh (false discovery rate)."
+    multiplicity: Optional[str] = typer.Option(
+        None, "--multiplicity",
+        help="Slice adjustment: holm (family-wise error) or bh (false discovery rate) [default: holm].",
+    ),
+    repeats: int = typer.Option(
+        1, "--repeats", min=1, help="Score each adapter K times (non-deterministic scorers); gate on the means."
+    ),
+    config_path: Optional[Path] = typer.Option(
+        None, "--config", envvar="ADAPTERGATE_CONFIG",
+        help="JSON file of per-tenant settings (written by 'adaptergate calibrate --write').",
     ),
     audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="Append the decision to this JSONL audit log."),
     replay_path: Optional[Path] = typer.Option(
@@ -151,15 +163,22 @@ def gate(
     from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
     from adaptergate.models import GateConfig
 
+    from adaptergate.config import tenant_settings
+
+    given = {
+        "decision": decision_rule, "alpha": alpha, "on_inconclusive": on_inconclusive,
+        "multiplicity": multiplicity, "epsilon": epsilon, "slice_epsilon": slice_epsilon,
+        "slice_min_size": slice_min_size, "min_holdout_size": min_holdout_size, "strict": strict,
+        "pass_threshold": pass_threshold,
+    }
+    # command line > --config file > built-in defaults
+    settings = {**tenant_settings(config_path, tenant), **{k: v for k, v in given.items() if v is not None}}
     config = _config(
-        decision=decision_rule, alpha=alpha, on_inconclusive=on_inconclusive, multiplicity=multiplicity,
-        epsilon=epsilon, slice_epsilon=slice_epsilon, slice_min_size=slice_min_size,
-        min_holdout_size=min_holdout_size, strict=strict, pass_threshold=pass_threshold,
-        require_calibration=require_calibration, sample=sample_n, sample_seed=sample_seed,
+        **settings, require_calibration=require_calibration, sample=sample_n, sample_seed=sample_seed,
     )
     request = GateRequest(
         tenant=tenant, candidate=candidate, baseline=baseline, holdout_path=holdout_path,
-        scorer_spec=scorer_spec, config=config, max_line_bytes=max_line_bytes,
+        scorer_spec=scorer_spec, config=config, max_line_bytes=max_line_bytes, repeats=repeats,
     )
     try:
         decision = run_gate(request)
@@ -423,6 +442,67 @@ def replay_show(
     record = ReplayBuffer(replay_path, tenant_id=tenant).get(index)
     decision = record.decision()
     _emit(decision, output_format, show_failures=show_failures, staleness_threshold_days=10**6)
+
+
+# -------------------------------------------------------------- calibrate
+
+
+@app.command()
+def calibrate(
+    tenant: str = typer.Option(...),
+    holdout_path: Path = typer.Option(..., "--holdout"),
+    scorer_spec: str = typer.Option(..., "--scorer"),
+    baseline: str = typer.Option(..., help="The production adapter: scored --repeats times."),
+    repeats: int = typer.Option(3, "--repeats", help="Scorer runs used to measure noise (>= 2)."),
+    churn: float = typer.Option(
+        0.10, "--churn",
+        help="Fraction of queries whose outcome changes between two equal-quality adapter versions.",
+    ),
+    alpha: float = typer.Option(0.05, "--alpha"),
+    power: float = typer.Option(0.8, "--power", help="Detection probability the margins are sized for."),
+    slice_min_size: int = typer.Option(3, "--slice-min-size"),
+    config_path: Optional[Path] = typer.Option(None, "--config", envvar="ADAPTERGATE_CONFIG"),
+    write: bool = typer.Option(False, "--write", help="Write the suggestion into --config for this tenant."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    max_line_bytes: int = MAX_LINE_OPT,
+) -> None:
+    """Suggest --epsilon / --slice-epsilon from the holdout size and the scorer's measured noise."""
+    from adaptergate.calibration import run_calibration
+    from adaptergate.config import write_tenant_settings
+
+    if write and config_path is None:
+        raise UsageError("--write needs --config FILE (the tenant settings file to update)")
+    report = run_calibration(
+        tenant=tenant, holdout_path=holdout_path, scorer_spec=scorer_spec, baseline=baseline,
+        repeats=repeats, churn=churn, alpha=alpha, power=power, slice_min_size=slice_min_size,
+        max_line_bytes=max_line_bytes,
+    )
+    data = report.to_dict()
+    if write and config_path is not None:
+        values = {"epsilon": report.suggestion.epsilon, "slice_epsilon": report.suggestion.slice_epsilon,
+                  "alpha": alpha, "slice_min_size": slice_min_size}
+        from datetime import datetime, timezone
+
+        write_tenant_settings(config_path, tenant, values, {
+            "calibrated_at": datetime.now(timezone.utc).isoformat(), "baseline": baseline,
+            "basis": report.suggestion.basis, "noise": report.noise.statement,
+        })
+        data["written_to"] = str(config_path)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    con = _console()
+    s = report.suggestion
+    con.print(f"tenant {tenant}: {report.noise.statement}", markup=False, highlight=False)
+    con.print(f"suggested --epsilon {s.epsilon:g}", markup=False, highlight=False)
+    if s.slice_epsilon is not None:
+        con.print(
+            f"suggested --slice-epsilon {s.slice_epsilon:g} (median eligible slice: {s.median_slice} queries;"
+            f" the smallest, {s.smallest_slice}, can only resolve larger drops)", markup=False, highlight=False,
+        )
+    con.print(f"basis: {s.basis}", markup=False, highlight=False)
+    if write:
+        con.print(f"written to {config_path} (adaptergate gate --config {config_path} uses it)", markup=False)
 
 
 # ------------------------------------------------------------------- misc

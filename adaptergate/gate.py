@@ -19,6 +19,7 @@ import numpy as np
 
 from adaptergate import __version__
 from adaptergate import wording
+from adaptergate.calibration import noise_floor
 from adaptergate.decision import (
     CoreDecision,
     Evidence as EvidenceArrays,
@@ -53,6 +54,7 @@ class GateRequest:
     scorer_spec: str
     config: GateConfig
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    repeats: int = 1
 
 
 def _check_ids(request: GateRequest) -> None:
@@ -109,14 +111,25 @@ def run_gate(
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
 ) -> GateDecision:
+    if request.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {request.repeats}")
     full, holdout = prepare(request)
     scorer = scorer or load_scorer(request.scorer_spec)
-    cand = score_all(scorer, request.candidate, holdout.payloads, holdout.ids, progress=progress)
-    if request.baseline is not None:
-        base = score_all(scorer, request.baseline, holdout.payloads, holdout.ids, progress=progress)
-    else:
-        base = np.zeros(len(holdout), dtype=np.float64)
-    return build_decision(request, full, holdout, base, cand, now=now)
+
+    def runs(adapter: str) -> np.ndarray:
+        return np.stack([
+            score_all(scorer, adapter, holdout.payloads, holdout.ids, progress=progress)
+            for _ in range(request.repeats)
+        ])
+
+    cand_runs = runs(request.candidate)
+    base_runs = runs(request.baseline) if request.baseline is not None else None
+    cand = cand_runs.mean(axis=0)
+    base = base_runs.mean(axis=0) if base_runs is not None else np.zeros(len(holdout), dtype=np.float64)
+    decision = build_decision(request, full, holdout, base, cand, now=now)
+    if request.repeats > 1 and base_runs is not None:
+        decision.noise = noise_floor(base_runs, cand_runs, request.config.alpha)
+    return decision
 
 
 def build_decision(

@@ -110,7 +110,11 @@ def binary_paired(
     # Newcombe's correlation term for paired proportions (0 when undefined).
     prod = (a + b) * (c + d) * (a + c) * (b + d)
     with np.errstate(invalid="ignore", divide="ignore"):
-        phi = np.where(prod > 0, (a * d - b * c) / np.sqrt(np.where(prod > 0, prod, 1.0)), 0.0)
+        # Newcombe's continuity-corrected numerator: ad-bc reduced by up to n/2
+        # when positive (0 when it lies within [0, n/2]), unchanged when negative.
+        num = a * d - b * c
+        num = num - np.clip(num, 0.0, n / 2)
+        phi = np.where(prod > 0, num / np.sqrt(np.where(prod > 0, prod, 1.0)), 0.0)
     dl = np.sqrt(np.maximum((p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2, 0.0))
     du = np.sqrt(np.maximum((u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2, 0.0))
     lower = np.where(n > 0, np.clip(delta - dl, -1.0, 1.0), -1.0)
@@ -283,10 +287,11 @@ def queries_needed(sd: float, gap: float, alpha: float, power: float = 0.8) -> f
 
 
 def min_exact_size(alpha: float, *, mid_p: bool = True) -> int:
-    """Smallest slice in which a McNemar drop can reach ``alpha`` (every query discordant)."""
+    """Smallest slice whose McNemar p can fall strictly below ``alpha`` (every query discordant)."""
     if alpha <= 0:
         return 10**9
-    return max(1, int(np.ceil(-np.log2(alpha) - (1.0 if mid_p else 0.0))))
+    # p_min(n) = 0.5 ** (n + mid_p) < alpha  <=>  n > log2(1/alpha) - mid_p
+    return max(1, int(np.floor(-np.log2(alpha) - (1.0 if mid_p else 0.0))) + 1)
 
 
 def norm_ppf(q: float) -> float:

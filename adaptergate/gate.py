@@ -353,7 +353,7 @@ def _reasons(request: GateRequest, core: CoreDecision, slices: list[SliceAttribu
         k = core.strict_violations.size
         found.append(
             f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline"
-            f" (score ≥ {cfg.pass_threshold:g}) fail on the candidate"
+            f" (score ≥ {cfg.pass_threshold:g}) {'fails' if k == 1 else 'fail'} on the candidate"
         )
     if not found:
         if core.delta >= 0:
@@ -427,7 +427,7 @@ def _stat_reasons(
         k = stat.core.strict_violations.size
         lines.append(
             f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline"
-            f" (score ≥ {cfg.pass_threshold:g}) fail on the candidate"
+            f" (score ≥ {cfg.pass_threshold:g}) {'fails' if k == 1 else 'fail'} on the candidate"
         )
     policy = ""
     if stat.verdict == "INCONCLUSIVE":
@@ -449,9 +449,14 @@ def _stat_reasons(
                 f"slice '{worst.slice_tag}' dropped {-worst.delta:.3f} on {worst.n_total} queries"
                 + (f" ({n_fail - 1} more slice(s) too)" if n_fail > 1 else "")
             )
+        evidence = ", with significant evidence" if what else ""
         if stat.core.strict_violations.size:
-            what.append("strict mode found queries that broke")
-        head = f"{word} (FAIL): " + "; ".join(what) + ", with significant evidence."
+            k = stat.core.strict_violations.size
+            what.append(
+                f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline now"
+                f" {'fails' if k == 1 else 'fail'}"
+            )
+        head = f"{word} (FAIL): " + "; ".join(what) + evidence + "."
     else:
         head = f"{word} (INCONCLUSIVE): the evidence does not settle it.{policy}"
     return [head, *lines]

@@ -33,8 +33,9 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 
 import adaptergate
+from adaptergate import wording
 from adaptergate.errors import AdaptergateError, UsageError
-from adaptergate.models import FailurePattern, GateDecision, SliceAttribution
+from adaptergate.models import Evidence, FailurePattern, GateDecision, SliceAttribution
 
 __all__ = [
     "RENDER_FORMATS",
@@ -64,6 +65,9 @@ PR_DETAILS_SLICES = 15
 
 PR_DETAILS_IDS = 10
 """pr-comment folds the failing-id list into ``<details>`` above this many ids."""
+
+STAT_LIST_LIMIT = 10
+"""The "Failed" and "Not settled" lists show this many sentences (then a count)."""
 
 _MARKER_PREFIX = "<!-- adaptergate:report tenant="
 
@@ -238,6 +242,15 @@ def _fmt_num(x: Any) -> str:
     return f"{x:g}" if _finite(x) else "n/a"
 
 
+def _fmt_p(x: Any) -> str:
+    """A p-value, compact: ``<0.0001``, ``0.0003``, ``0.034``."""
+    if not _finite(x):
+        return "n/a"
+    if x < 1e-4:
+        return "<0.0001"
+    return f"{x:.4f}" if x < 0.01 else f"{x:.3f}"
+
+
 # --------------------------------------------------------------------------
 # Shared view of a decision
 # --------------------------------------------------------------------------
@@ -254,11 +267,13 @@ def _query_counts(decision: GateDecision) -> tuple[int, int]:
     return decision.n_regressed, decision.n_improved
 
 
-def _slice_notes(s: SliceAttribution, driver: SliceAttribution | None) -> list[str]:
+def _slice_notes(
+    s: SliceAttribution, driver: SliceAttribution | None, *, stat: bool = False
+) -> list[str]:
     notes = []
     if driver is not None and s.slice_tag == driver.slice_tag:
         notes.append("driver")
-    if s.violates:
+    if s.violates and not stat:  # stat tables say FAIL in their verdict column
         notes.append("rejects")
     if not s.eligible:
         notes.append("below min size")
@@ -313,6 +328,247 @@ def _aggregate_message(decision: GateDecision) -> str:
     return "; ".join(rules) if rules else decision.reason
 
 
+# --------------------------------------------------------------------------
+# Statistical rule (decision_rule == "stat")
+# --------------------------------------------------------------------------
+
+_STAT_VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+
+
+def _is_stat(decision: GateDecision) -> bool:
+    return decision.decision_rule == "stat" and decision.evidence is not None
+
+
+def _stat_verdict(decision: GateDecision) -> str:
+    """PASS, FAIL or INCONCLUSIVE: the statistical verdict (not the exit code)."""
+    if decision.verdict in _STAT_VERDICTS:
+        return decision.verdict
+    ev = decision.evidence
+    return ev.verdict if ev is not None and ev.verdict in _STAT_VERDICTS else ""
+
+
+def _policy(decision: GateDecision) -> str:
+    cfg = decision.config
+    return cfg.on_inconclusive if cfg is not None else ("accept" if decision.accepted else "reject")
+
+
+def _slice_epsilon(decision: GateDecision) -> float | None:
+    return decision.config.slice_epsilon if decision.config is not None else None
+
+
+def _slice_verdict(s: SliceAttribution) -> str:
+    """FAIL / PASS / INCONCLUSIVE / ``too small (needs ≥ N)``; "" when not tested."""
+    ev = s.evidence
+    if ev is None or not ev.verdict:
+        return ""
+    if ev.verdict != "FAIL" and ev.never_significant and ev.min_size:
+        return f"too small (needs ≥ {ev.min_size:,})"
+    return ev.verdict
+
+
+def _slice_interval(s: SliceAttribution) -> str:
+    ev = s.evidence
+    if ev is None or not (_finite(ev.lower) and _finite(ev.upper)):
+        return "—"
+    return f"{ev.lower:+.3f} to {ev.upper:+.3f}"
+
+
+def _slice_p(s: SliceAttribution) -> str:
+    return _fmt_p(s.evidence.p_value) if s.evidence is not None else "—"
+
+
+def _slice_p_adjusted(s: SliceAttribution) -> str:
+    """Adjusted p only for slices in the tested family (others carry a placeholder 1)."""
+    ev = s.evidence
+    if ev is None or not ev.verdict or ev.p_adjusted is None:
+        return "—"
+    return _fmt_p(ev.p_adjusted)
+
+
+def _unsettled(decision: GateDecision) -> list[SliceAttribution]:
+    """Slices whose evidence is INCONCLUSIVE while their drop exceeds slice ε."""
+    eps = _slice_epsilon(decision)
+    if eps is None:
+        return []
+    return [
+        s
+        for s in _sorted_slices(decision)
+        if s.evidence is not None
+        and s.evidence.verdict == "INCONCLUSIVE"
+        and _finite(s.delta)
+        and s.delta < -eps
+    ]
+
+
+def _rule_line(decision: GateDecision) -> str:
+    """The parameters of the statistical rule, from ``decision.config``."""
+    cfg = decision.config
+    if cfg is None:
+        return f"ε={_fmt_num(decision.epsilon)}"
+    parts = [f"statistical: ε={cfg.epsilon:g}"]
+    if cfg.slice_epsilon is not None:
+        parts.append(f"slice ε={cfg.slice_epsilon:g} (slices of ≥ {cfg.slice_min_size} queries)")
+    else:
+        parts.append("slice ε off")
+    parts.append(f"α={cfg.alpha:g}")
+    if cfg.slice_epsilon is not None:
+        parts.append(f"multiplicity {cfg.multiplicity}")
+    parts.append(f"INCONCLUSIVE → {cfg.on_inconclusive}")
+    if cfg.strict:
+        parts.append(f"strict (pass ≥ {cfg.pass_threshold:g})")
+    return ", ".join(parts)
+
+
+def _statement_body(statement: str) -> str:
+    """A statement without its leading ``VERDICT:``."""
+    head, sep, rest = statement.partition(": ")
+    return rest if sep and head in _STAT_VERDICTS else statement
+
+
+def _stat_view(decision: GateDecision) -> dict[str, Any] | None:
+    """Everything the reports show for a stat decision, each sentence once.
+
+    gate.py writes the headline into ``reason`` and, into ``reasons``, the
+    aggregate's statement (unless PASS), each failing slice's statement, each
+    unsettled slice's statement and the strict line. The aggregate statement
+    goes to the Evidence block, unsettled slices to "Not settled"; what is
+    left (failing slices, strict mode) is listed once under "Failed".
+    """
+    if not _is_stat(decision):
+        return None
+    ev: Evidence = decision.evidence  # type: ignore[assignment]
+    verdict = _stat_verdict(decision)
+    outcome = "ACCEPTED" if decision.accepted else "REJECTED"
+    policy = _policy(decision)
+    unsettled = _unsettled(decision)
+    elsewhere = {ev.statement, *(s.evidence.statement for s in unsettled if s.evidence is not None)}
+    lines: list[str] = []
+    for r in decision.reasons:
+        if r and r not in elsewhere and r != decision.reason and r not in lines:
+            lines.append(r)
+    # The PASS headline is the aggregate statement itself: print it once.
+    body = _statement_body(ev.statement)
+    show_reason = bool(decision.reason) and not (body and body in decision.reason)
+    slice_levels = [s.evidence.level for s in decision.slice_attributions if s.evidence is not None]
+    level = slice_levels[0] if slice_levels and _finite(slice_levels[0]) else None
+    if verdict == "INCONCLUSIVE":
+        icon = "⚠️" if decision.accepted else "🚫"
+    else:
+        icon = "✅" if decision.accepted else "🚫"
+    noise = decision.noise.statement if decision.noise is not None else None
+    return {
+        "verdict": verdict,
+        "outcome": outcome,
+        "policy": policy,
+        "icon": icon,
+        "title": f"{outcome} · {verdict}" if verdict else outcome,
+        "rule_title": f"{outcome} — {verdict}" if verdict else outcome,
+        "policy_note": f"(policy: {policy})" if verdict == "INCONCLUSIVE" else "",
+        "show_reason": show_reason,
+        "aggregate": ev,
+        "power": wording.power_statement(ev, decision.holdout_size),
+        "rule": _rule_line(decision),
+        "noise": noise or None,
+        "failed": lines[:STAT_LIST_LIMIT],
+        "failed_more": max(0, len(lines) - STAT_LIST_LIMIT),
+        "unsettled": unsettled[:STAT_LIST_LIMIT],
+        "unsettled_more": max(0, len(unsettled) - STAT_LIST_LIMIT),
+        "slice_level": f"{round(level * 100)}% " if level is not None else "",
+        "multiplicity": decision.config.multiplicity if decision.config is not None else "",
+        "gated": _slice_epsilon(decision) is not None,
+    }
+
+
+def _junit_stat(decision: GateDecision) -> dict[str, Any]:
+    """Testcase outcomes of a stat decision: FAIL fails, INCONCLUSIVE is skipped.
+
+    The aggregate testcase also fails when INCONCLUSIVE evidence meets
+    ``--on-inconclusive reject`` (its own, or the overall verdict's: the exit
+    code is 1 then and some testcase has to say why).
+    """
+    ev: Evidence = decision.evidence  # type: ignore[assignment]
+    verdict = _stat_verdict(decision)
+    reject_policy = _policy(decision) == "reject"
+    agg: dict[str, Any] = {"status": "pass", "type": "", "message": ""}
+    if ev.verdict == "FAIL":
+        agg = {"status": "failure", "type": "aggregate", "message": ev.statement}
+    elif _strict_rejected(decision):
+        strict = [r for r in decision.reasons if r and _STRICT_REASON.match(r)]
+        message = "; ".join(strict) or decision.reason
+        agg = {"status": "failure", "type": "strict", "message": message}
+    elif reject_policy and (
+        ev.verdict == "INCONCLUSIVE" or (verdict == "INCONCLUSIVE" and not decision.accepted)
+    ):
+        msg = ev.statement if ev.verdict == "INCONCLUSIVE" else decision.reason
+        agg = {"status": "failure", "type": "inconclusive", "message": msg}
+    elif ev.verdict == "INCONCLUSIVE":
+        agg = {"status": "skipped", "type": "", "message": ev.statement}
+    cases = []
+    for s in decision.slice_attributions:
+        sev = s.evidence
+        if sev is not None and sev.verdict == "FAIL":
+            case = {"status": "failure", "message": sev.statement}
+        elif sev is not None and sev.verdict == "INCONCLUSIVE":
+            case = {"status": "skipped", "message": "INCONCLUSIVE: " + sev.statement}
+        elif sev is None and s.violates:
+            message = f"slice {s.slice_tag} regressed (Δ={_fmt_signed(s.delta)})"
+            case = {"status": "failure", "message": message}
+        elif not s.eligible:
+            case = {"status": "skipped", "message": "below slice-min-size"}
+        else:
+            case = {"status": "pass", "message": ""}
+        case["s"] = s
+        cases.append(case)
+    # The aggregate's own lines; each slice's statement sits in its testcase.
+    slice_lines = {
+        s.evidence.statement for s in decision.slice_attributions if s.evidence is not None
+    }
+    power = wording.power_statement(ev, decision.holdout_size)
+    body: list[str] = []
+    for line in (decision.reason, ev.statement, power, *decision.reasons):
+        if line and line not in body and line not in slice_lines:
+            body.append(line)
+    agg["body"] = body or [""]
+    statuses = [agg["status"], *(c["status"] for c in cases)]
+    return {
+        "aggregate": agg,
+        "slices": cases,
+        "failures": statuses.count("failure"),
+        "skipped": statuses.count("skipped"),
+    }
+
+
+def _order_slices(
+    decision: GateDecision, stat: dict[str, Any] | None, max_rows: int | None
+) -> tuple[list[SliceAttribution], list[SliceAttribution], int]:
+    """(shown first, the rest, hidden count) for the Markdown slice table.
+
+    Stat decisions with more than ``PR_DETAILS_SLICES`` slices put the slices
+    that FAIL or are not settled first, outside any ``<details>``.
+    """
+    slices = _sorted_slices(decision)
+    total = len(slices)
+    top: list[SliceAttribution] = []
+    if stat is not None and total > PR_DETAILS_SLICES:
+        eps = _slice_epsilon(decision)
+        eps = eps if eps is not None else math.inf
+
+        def notable(s: SliceAttribution) -> bool:
+            ev = s.evidence
+            return ev is not None and (
+                ev.verdict == "FAIL"
+                or (ev.verdict == "INCONCLUSIVE" and _finite(s.delta) and s.delta < -eps)
+            )
+
+        top = [s for s in slices if notable(s)]
+        ids = {id(s) for s in top}
+        slices = top + [s for s in slices if id(s) not in ids]
+    if max_rows is not None:
+        slices = slices[:max_rows]
+    n_top = min(len(top), len(slices))
+    return slices[:n_top], slices[n_top:], total - len(slices)
+
+
 def _context(
     decision: GateDecision,
     *,
@@ -326,7 +582,8 @@ def _context(
     show_failures = max(0, int(show_failures))
     driver_ids = _named_ids(driver.regressed_query_ids) if driver is not None else []
     n_regressed, n_improved = _query_counts(decision)
-    slices = _sorted_slices(decision)
+    stat = _stat_view(decision)
+    slices_top, slices, slices_hidden = _order_slices(decision, stat, max_slice_rows)
     reasons = [r for r in decision.reasons if r]
     # gate.py puts the headline in `reason` and one line per rule in `reasons`:
     # list the rules only when there are several (one is already the headline).
@@ -341,8 +598,11 @@ def _context(
         "target": target or fmt,
         "pr_comment": fmt == "pr-comment",
         "marker": report_marker(decision.tenant_id),
-        "icon": "✅" if decision.accepted else "🚫",
+        "icon": stat["icon"] if stat else ("✅" if decision.accepted else "🚫"),
         "verdict": "ACCEPTED" if decision.accepted else "REJECTED",
+        "title": stat["title"] if stat else ("ACCEPTED" if decision.accepted else "REJECTED"),
+        "stat": stat,
+        "junit_stat": _junit_stat(decision) if stat and fmt == "junit" else None,
         "extra_reasons": extra_reasons,
         "driver": driver,
         "driver_pattern": _pattern_of(driver) if driver is not None else None,
@@ -355,9 +615,14 @@ def _context(
         "n_regressed": n_regressed,
         "n_improved": n_improved,
         "show_slice_table": _show_slice_table(decision, driver),
-        "slices": slices if max_slice_rows is None else slices[:max_slice_rows],
-        "slices_hidden": 0 if max_slice_rows is None else max(0, len(slices) - max_slice_rows),
-        "slice_notes": lambda s: _slice_notes(s, driver),
+        "slices_top": slices_top,
+        "slices": slices,
+        "slices_hidden": slices_hidden,
+        "slice_notes": lambda s: _slice_notes(s, driver, stat=stat is not None),
+        "slice_interval": _slice_interval,
+        "slice_p": _slice_p,
+        "slice_p_adjusted": _slice_p_adjusted,
+        "slice_verdict": _slice_verdict,
         "details_slices": PR_DETAILS_SLICES,
         "details_ids": PR_DETAILS_IDS,
         "stale": stale,
@@ -473,9 +738,16 @@ def print_human(
 
     t = _rich_text
     show_failures = max(0, int(show_failures))
+    stat = _stat_view(decision)
     style = "green" if decision.accepted else "red"
     verdict = "ACCEPTED" if decision.accepted else "REJECTED"
-    console.rule(f"[{style}]{verdict}[/{style}]")
+    if stat is not None:
+        if stat["verdict"] == "INCONCLUSIVE":
+            style = "yellow" if decision.accepted else "red"
+        title = stat["rule_title"] + (f" {stat['policy_note']}" if stat["policy_note"] else "")
+        console.rule(f"[{style}]{title}[/{style}]")
+    else:
+        console.rule(f"[{style}]{verdict}[/{style}]")
     baseline = t(decision.baseline_id) if decision.baseline_id is not None else "(none)"
     out(f"Tenant:    [cyan]{t(decision.tenant_id)}[/cyan]")
     out(f"Candidate: [cyan]{t(decision.candidate_id)}[/cyan]")
@@ -485,11 +757,14 @@ def print_human(
         f"  (Δ={_fmt_signed(decision.delta)}, ε={_fmt_num(decision.epsilon)})"
     )
     out(f"Held-out:  n={decision.holdout_size}")
-    out(f"Reason:    {t(decision.reason)}")
-    reasons = [r for r in decision.reasons if r]
-    if len(reasons) > 1:
-        for r in reasons:
-            out(f"  • {t(r)}")
+    if stat is not None:
+        _print_stat_block(decision, stat, out)
+    else:
+        out(f"Reason:    {t(decision.reason)}")
+        reasons = [r for r in decision.reasons if r]
+        if len(reasons) > 1:
+            for r in reasons:
+                out(f"  • {t(r)}")
 
     driver = decision.driver_slice
     if driver is not None:
@@ -520,16 +795,28 @@ def print_human(
             out(f"\n[bold]Failure pattern:[/bold] {_rich_pattern(pattern)}")
 
     if _show_slice_table(decision, driver):
-        out("\n[bold]Slice breakdown[/bold] (most-regressed first):")
+        if stat is not None:
+            what = (
+                f"one-sided p, p adjusted by {stat['multiplicity']}"
+                if stat["gated"]
+                else "one-sided p; slices are not gated without --slice-epsilon"
+            )
+            out(
+                "\n[bold]Slice breakdown[/bold] (most-regressed first;"
+                f" {stat['slice_level']}interval, {what}):"
+            )
+        else:
+            out("\n[bold]Slice breakdown[/bold] (most-regressed first):")
         for s in _sorted_slices(decision):
             colour = "red" if s.delta < 0 else "green"
-            notes = _slice_notes(s, driver)
+            notes = _slice_notes(s, driver, stat=stat is not None)
             marks = ""
             if notes:
                 marks = "   [yellow]← " + ", ".join(notes) + "[/yellow]"
             share = f"   {_fmt_pct(s.share_of_drop)} of drop" if s.share_of_drop is not None else ""
+            columns = _rich_stat_columns(s, gated=stat["gated"]) if stat is not None else ""
             out(
-                f"  [{colour}]{_fmt_signed(s.delta)}[/{colour}]   "
+                f"  [{colour}]{_fmt_signed(s.delta)}[/{colour}]   {columns}"
                 f"{s.n_regressed}/{s.n_total} regressed{share}   "
                 f"[magenta]{t(s.slice_tag)}[/magenta]{marks}"
             )
@@ -575,6 +862,49 @@ def print_human(
             " Stale held-out sets may fail to reflect current traffic — consider"
             " adding fresh queries to avoid eval-set drift being misread as adapter drift."
         )
+
+
+_VERDICT_STYLE = {"FAIL": "red", "PASS": "green", "INCONCLUSIVE": "yellow"}
+
+
+def _print_stat_block(decision: GateDecision, stat: dict[str, Any], out: Any) -> None:
+    """Reason, Evidence, rule and the Failed / Not settled lists: each sentence once."""
+    t = _rich_text
+    if stat["show_reason"]:
+        out(f"Reason:    {t(decision.reason)}")
+    out(f"Evidence:  {t(stat['aggregate'].statement)}")
+    if stat["power"]:
+        out(f"Power:     {t(stat['power'])}")
+    out(f"Rule:      {t(stat['rule'])}")
+    if stat["noise"]:
+        out(f"Noise:     {t(stat['noise'])}")
+    if stat["failed"]:
+        out("[bold red]Failed:[/bold red]")
+        for r in stat["failed"]:
+            out(f"  • {t(r)}")
+        if stat["failed_more"]:
+            out(f"  … and {stat['failed_more']} more (see the slice breakdown)")
+    if stat["unsettled"]:
+        out("[bold yellow]Not settled[/bold yellow] (drop beyond slice ε, evidence inconclusive):")
+        for s in stat["unsettled"]:
+            out(f"  • {t(s.evidence.statement)}")
+        if stat["unsettled_more"]:
+            out(f"  … and {stat['unsettled_more']} more (see the slice breakdown)")
+
+
+def _rich_stat_columns(s: SliceAttribution, *, gated: bool) -> str:
+    """Interval, p, adjusted p and verdict of one slice, padded to line up."""
+    verdict = _slice_verdict(s) or "—"
+    colour = _VERDICT_STYLE.get(s.evidence.verdict if s.evidence is not None else "", "")
+    plain = not colour or verdict.startswith("too small")
+    shown = verdict if plain else f"[{colour}]{verdict}[/{colour}]"
+    pad = " " * max(0, 12 - len(verdict))
+    p_value = _slice_p(s)
+    p = "p" + ("" if p_value.startswith("<") else "=") + p_value
+    if not gated:
+        return f"{_slice_interval(s):<16}   {p:<8}   "
+    adj = _slice_p_adjusted(s)
+    return f"{_slice_interval(s):<16}   {p:<8}   adj {adj:<7}   {shown}{pad}   "
 
 
 def _rich_pattern(pattern: dict[str, Any]) -> str:

@@ -33,7 +33,7 @@ def _counts(ev: Evidence) -> str:
 
 
 def aggregate_statement(ev: Evidence, epsilon: float, n: int) -> str:
-    conf = round((1 - ev.alpha) * 100)
+    conf = f"{(1 - ev.alpha) * 100:.3g}"
     base = f"Δ={_num(ev.estimate)} over {n:,} queries ({_interval(ev)}; {ev.method}, {_p(ev.p_value)}{_counts(ev)})"
     if ev.verdict == "FAIL":
         return (

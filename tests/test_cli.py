@@ -294,3 +294,19 @@ def test_holdout_commands(tmp_path, capsys):
     assert stats["size"] == 30 and stats["slices_by_key"]["intent"] == {"i0": 10, "i1": 10, "i2": 10}
     code, out, _ = run(["holdout", "list", "--holdout", h], capsys)
     assert len(out.splitlines()) == 30 and json.loads(out.splitlines()[0])["query_id"] == "q0"
+
+
+def test_strict_only_failure_is_not_called_statistical(tmp_path, capsys, monkeypatch):
+    # one query out of 40 breaks: not significant, but --strict rejects it
+    (tmp_path / "one_break.py").write_text(
+        "def score(a, q):\n    return 0.0 if (a == 'v2' and q['id'] == 'q7') else 1.0\n"
+    )
+    h = tmp_path / "h.jsonl"
+    h.write_text("".join(json.dumps({"id": f"q{i}"}) + "\n" for i in range(40)))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(["gate", "--tenant", "t", "--candidate", "v2", "--baseline", "v1", "--holdout", h,
+                        "--scorer", "one_break:score", "--strict", "--format", "json"], capsys)
+    d = json.loads(out)
+    assert code == 1 and d["verdict"] == "FAIL"
+    assert d["reason"] == "REJECTED (FAIL): strict mode: 1 query that passed on the baseline now fails."
+    assert d["evidence"]["verdict"] != "FAIL"

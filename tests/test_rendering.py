@@ -738,3 +738,516 @@ def test_human_markup_is_literal():
     assert "[bold]x[/bold] [red]y :warning: \\x1b[31mz" in out
     assert "\x1b" not in out
     assert "[blink]w" in err
+
+
+# --------------------------------------------------------------------------
+# Statistical rule (decision_rule == "stat"), from real gate runs
+# --------------------------------------------------------------------------
+
+from adaptergate.gate import GateRequest, run_gate  # noqa: E402
+from adaptergate.models import Evidence, NoiseFloor  # noqa: E402
+from adaptergate.rendering import STAT_LIST_LIMIT  # noqa: E402
+from adaptergate.scoring import Scorer  # noqa: E402
+from adaptergate.wording import power_statement  # noqa: E402
+
+
+def _stat_gate(tmp_path, rows, candidate, baseline=lambda q: 1.0, **cfg) -> GateDecision:
+    """Run the real gate on ``rows`` (written to tmp_path) with an in-process scorer."""
+    path = tmp_path / "holdout.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    fns = {"cand": candidate, "base": baseline}
+    cfg.setdefault("min_holdout_size", 10)
+    decision = run_gate(
+        GateRequest(
+            tenant="acme", candidate="cand", baseline="base", holdout_path=path,
+            scorer_spec="t:s", config=GateConfig(**cfg),
+        ),
+        scorer=Scorer(spec="t:s", single=lambda adapter, q: fns[adapter](q)),
+    )
+    assert decision.decision_rule == "stat" and decision.evidence is not None
+    return decision
+
+
+def _rows(spec: dict[str, int]) -> list[dict]:
+    """``{"intent=a": 3, ...}`` -> that many queries per slice, ids ``a0, a1, ...``."""
+    out = []
+    for tag, n in spec.items():
+        short = tag.split("=", 1)[-1]
+        out += [
+            {"id": f"{short}{i}", "prompt": f"q {short} {i}", "slices": [tag]} for i in range(n)
+        ]
+    return out
+
+
+@pytest.fixture
+def stat_fail(tmp_path) -> GateDecision:
+    """12 refund queries break (1 -> 0); 28 others hold: FAIL, aggregate and slice."""
+    rows = _rows({"intent=refund": 12, "intent=other": 28})
+    d = _stat_gate(
+        tmp_path, rows, lambda q: 0.0 if q["id"].startswith("refund") else 1.0, slice_epsilon=0.1
+    )
+    assert d.verdict == "FAIL" and not d.accepted and d.evidence.verdict == "FAIL"
+    return d
+
+
+@pytest.fixture
+def stat_pass(tmp_path) -> GateDecision:
+    """Nothing breaks, a few queries improve: PASS."""
+    rows = _rows({"intent=a": 60, "intent=b": 60})
+    d = _stat_gate(
+        tmp_path, rows, lambda q: 1.0, baseline=lambda q: 0.0 if q["id"] in ("a1", "b2") else 1.0,
+        slice_epsilon=0.1,
+    )
+    assert d.verdict == "PASS" and d.accepted and d.evidence.verdict == "PASS"
+    return d
+
+
+@pytest.fixture
+def stat_inconclusive(tmp_path) -> GateDecision:
+    """Tiny holdout, small drop: 2 of 3 'tiny' queries break. Aggregate INCONCLUSIVE;
+    the tiny slice can never reach significance at its size."""
+    rows = _rows({"intent=tiny": 3, "intent=main": 37})
+    d = _stat_gate(
+        tmp_path, rows, lambda q: 0.0 if q["id"] in ("tiny0", "tiny1") else 1.0, slice_epsilon=0.1
+    )
+    assert d.verdict == "INCONCLUSIVE" and d.accepted
+    tiny = next(s for s in d.slice_attributions if s.slice_tag == "intent=tiny")
+    assert tiny.evidence.verdict == "INCONCLUSIVE" and tiny.evidence.never_significant
+    return d
+
+
+NOISY = [-0.2, 0.08, -0.16, 0.04, -0.18, 0.06, -0.12, 0.0]
+
+
+@pytest.fixture
+def stat_unsettled(tmp_path) -> GateDecision:
+    """Continuous scores: one slice drops beyond slice ε without significance; policy reject."""
+    rows = _rows({"intent=noisy": 8, "intent=steady": 22})
+    d = _stat_gate(
+        tmp_path, rows,
+        lambda q: 0.8 + (NOISY[int(q["id"][5:])] if q["id"].startswith("noisy") else 0.0),
+        baseline=lambda q: 0.8, slice_epsilon=0.05, on_inconclusive="reject",
+    )
+    assert d.verdict == "INCONCLUSIVE" and not d.accepted
+    noisy = next(s for s in d.slice_attributions if s.slice_tag == "intent=noisy")
+    assert noisy.evidence.verdict == "INCONCLUSIVE" and noisy.evidence.n_needed
+    return d
+
+
+def _wide_human(d: GateDecision, **kw) -> tuple[str, str]:
+    """Human output on a console wide enough that no sentence wraps."""
+    out = Console(record=True, width=2000, force_terminal=False, color_system=None)
+    err = Console(record=True, width=2000, force_terminal=False, color_system=None)
+    print_human(d, console=out, err_console=err, **kw)
+    return out.export_text(), err.export_text()
+
+
+def _sentences(d: GateDecision) -> list[str]:
+    """Every sentence a stat decision carries."""
+    out = [d.reason, *d.reasons, d.evidence.statement, power_statement(d.evidence, d.holdout_size)]
+    out += [s.evidence.statement for s in d.slice_attributions if s.evidence is not None]
+    return [s for s in dict.fromkeys(out) if s]
+
+
+def _interval(ev: Evidence) -> str:
+    return f"{ev.lower:+.3f} to {ev.upper:+.3f}"
+
+
+# ---- headlines -------------------------------------------------------------
+
+
+def test_stat_headlines(stat_fail, stat_pass, stat_inconclusive, stat_unsettled):
+    cases = [
+        (stat_fail, "REJECTED — FAIL", "## 🚫 adaptergate gate: **REJECTED · FAIL**\n"),
+        (stat_pass, "ACCEPTED — PASS", "## ✅ adaptergate gate: **ACCEPTED · PASS**\n"),
+        (
+            stat_inconclusive,
+            "ACCEPTED — INCONCLUSIVE (policy: accept)",
+            "## ⚠️ adaptergate gate: **ACCEPTED · INCONCLUSIVE** (policy: accept)\n",
+        ),
+        (
+            stat_unsettled,
+            "REJECTED — INCONCLUSIVE (policy: reject)",
+            "## 🚫 adaptergate gate: **REJECTED · INCONCLUSIVE** (policy: reject)\n",
+        ),
+    ]
+    for d, rule, header in cases:
+        out, _ = _wide_human(d)
+        assert rule in out.splitlines()[0]
+        for fmt in ("markdown", "pr-comment"):
+            md = render(d, fmt)
+            body = md.split("\n", 1)[1] if fmt == "pr-comment" else md
+            assert body.startswith(header), body[:120]
+
+
+def test_threshold_decision_from_real_run_keeps_its_look(tmp_path):
+    rows = _rows({"intent=refund": 12, "intent=other": 28})
+    path = tmp_path / "holdout.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    d = run_gate(
+        GateRequest(
+            tenant="acme", candidate="cand", baseline="base", holdout_path=path, scorer_spec="t:s",
+            config=GateConfig(decision="threshold", slice_epsilon=0.1, min_holdout_size=10),
+        ),
+        scorer=Scorer(
+            spec="t:s",
+            single=lambda a, q: 0.0 if a == "cand" and q["id"].startswith("refund") else 1.0,
+        ),
+    )
+    assert d.decision_rule == "threshold" and d.evidence is None
+    md = render(d, "markdown")
+    assert md.startswith("## 🚫 adaptergate gate: **REJECTED**\n")
+    assert "### Evidence" not in md and "· FAIL" not in md
+    assert "| Δ | regressed | n | share of drop | slice | note |" in md
+    assert "- **Rejected by**:" in md
+    out, _ = _human(d)
+    assert out.splitlines()[0].strip("─ ") == "REJECTED"
+    assert "Evidence:" not in out and "Slice breakdown (most-regressed first):" in out
+    cases = _cases(_junit(d))
+    assert cases["aggregate"].find("failure").get("type") == "aggregate"
+    assert cases["slice:intent=refund"].find("failure").get("type") == "slice"
+
+
+# ---- evidence block ----------------------------------------------------------
+
+
+def test_stat_evidence_block(stat_fail):
+    d = stat_fail
+    ev = d.evidence
+    power = power_statement(ev, d.holdout_size)
+    assert power
+    out, _ = _wide_human(d)
+    assert f"Evidence:  {ev.statement}" in out
+    assert f"Power:     {power}" in out
+    assert "Rule:      statistical: ε=0.02, slice ε=0.1 (slices of ≥ 3 queries), α=0.05," in (
+        out
+    )
+    assert "multiplicity holm, INCONCLUSIVE → accept" in out
+    md = render(d, "markdown")
+    assert "### Evidence" in md
+    assert f"- **Aggregate**: {escape_markdown(ev.statement, 1000)}" in md
+    assert f"- **Power**: {power}" in md
+    assert "- **Rule**: statistical: ε=0.02, slice ε=0.1" in md
+    assert "INCONCLUSIVE → accept" in md
+    # the aggregate interval and the test, as numbers
+    assert f"95% interval {ev.lower:+.3f} to {ev.upper:+.3f}" in md
+
+
+def test_stat_noise_line(stat_pass):
+    noise = NoiseFloor(
+        repeats=3, per_query_sd=0.01, null_delta=0.0, null_lower=-0.004, null_upper=0.004,
+        deterministic=False, statement="Scorer noise: rescoring the baseline moves it by ±0.004.",
+    )
+    d = stat_pass.model_copy(update={"noise": noise})
+    out, _ = _wide_human(d)
+    assert "Noise:     Scorer noise: rescoring the baseline moves it by ±0.004." in out
+    assert "- **Scorer noise**: Scorer noise: rescoring" in render(d, "markdown")
+    assert "Noise:" not in _wide_human(stat_pass)[0]
+    assert "Scorer noise" not in render(stat_pass, "markdown")
+
+
+def test_stat_pass_prints_its_statement_once(stat_pass):
+    d = stat_pass
+    body = d.evidence.statement.removeprefix("PASS: ")
+    assert body in d.reason  # gate.py's PASS headline is the statement itself
+    out, _ = _wide_human(d)
+    assert out.count(body) == 1
+    md = render(d, "markdown")
+    assert md.count(escape_markdown(body, 1000)) == 1
+    assert "Failed" not in md and "Not settled" not in md
+
+
+# ---- no sentence twice -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["stat_fail", "stat_pass", "stat_inconclusive", "stat_unsettled"])
+def test_stat_no_sentence_printed_twice(name, request):
+    d = request.getfixturevalue(name)
+    out, _ = _wide_human(d)
+    md = render(d, "markdown")
+    for sentence in _sentences(d):
+        assert out.count(sentence) <= 1, sentence
+        assert md.count(escape_markdown(sentence, 1000)) <= 1, sentence
+    # and no line of the human report is printed twice
+    lines = [line.strip() for line in out.splitlines() if len(line.strip()) > 40]
+    assert len(lines) == len(set(lines))
+    # the headline and every rule line appear once
+    if d.reason and d.evidence.statement.partition(": ")[2] not in d.reason:
+        assert out.count(d.reason) == 1
+    for r in d.reasons:
+        assert out.count(r) == 1, r
+
+
+def test_stat_fail_lists_failing_rules_once(stat_fail):
+    d = stat_fail
+    refund = next(s for s in d.slice_attributions if s.slice_tag == "intent=refund")
+    out, _ = _wide_human(d)
+    assert f"Reason:    {d.reason}" in out
+    assert "Failed:\n  • " + refund.evidence.statement in out
+    md = render(d, "markdown")
+    assert "- **Failed**:\n  - " + escape_markdown(refund.evidence.statement, 1000) in md
+    assert "Rejected by" not in md
+
+
+# ---- slice table -------------------------------------------------------------
+
+
+def test_stat_slice_table_columns(stat_fail):
+    d = stat_fail
+    refund = next(s for s in d.slice_attributions if s.slice_tag == "intent=refund")
+    other = next(s for s in d.slice_attributions if s.slice_tag == "intent=other")
+    md = render(d, "markdown")
+    rows = _table_rows(md)
+    assert rows[0] == (
+        "| Δ | 90% interval | p | adj. p | verdict | regressed | n | share of drop"
+        " | slice | note |"
+    )
+    assert all(_unescaped_pipes(r) == 11 for r in rows)
+    refund_row = next(r for r in rows if "intent=refund" in r)
+    cells = [c.strip() for c in refund_row.strip("|").split("|")]
+    assert cells[0] == "-1.000"
+    assert cells[1] == _interval(refund.evidence)
+    assert cells[2] == escape_markdown(
+        "<0.0001" if refund.evidence.p_value < 1e-4 else f"{refund.evidence.p_value:.4f}"
+    )
+    assert cells[4] == "FAIL"
+    assert cells[9] == "driver"  # FAIL is in the verdict column: no "rejects" note
+    other_row = next(r for r in rows if "intent=other" in r)
+    assert "PASS" in other_row and _interval(other.evidence) in other_row
+    out, _ = _wide_human(d)
+    line = next(x for x in out.splitlines() if "intent=refund   ← driver" in x)
+    assert _interval(refund.evidence) in line and "FAIL" in line and "rejects" not in line
+    assert (
+        "Slice breakdown (most-regressed first; 90% interval, one-sided p, p adjusted by holm):"
+        in out
+    )
+
+
+def test_stat_p_values_are_compact():
+    from adaptergate.rendering import _fmt_p
+
+    assert _fmt_p(3e-7) == "<0.0001"
+    assert _fmt_p(0.00031) == "0.0003"
+    assert _fmt_p(0.0342) == "0.034"
+    assert _fmt_p(1.0) == "1.000"
+    assert _fmt_p(math.nan) == "n/a"
+
+
+def test_stat_too_small_slice(stat_inconclusive):
+    d = stat_inconclusive
+    tiny = next(s for s in d.slice_attributions if s.slice_tag == "intent=tiny")
+    note = f"too small (needs ≥ {tiny.evidence.min_size})"
+    md = render(d, "markdown")
+    row = next(r for r in _table_rows(md) if "intent=tiny" in r)
+    assert note in row and _interval(tiny.evidence) in row
+    out, _ = _wide_human(d)
+    line = next(x for x in out.splitlines() if "intent=tiny   ← driver" in x)
+    assert note in line
+    # the Not settled list says it can never get there at this size
+    assert "too small to ever reach significance" in tiny.evidence.statement
+    head = "Not settled (drop beyond slice ε, evidence inconclusive):\n  • "
+    assert head + tiny.evidence.statement in out
+    assert "### ⏳ Not settled\n\n- " + escape_markdown(tiny.evidence.statement, 1000) in md
+
+
+def test_stat_inconclusive_says_what_would_settle_it(stat_inconclusive, stat_unsettled):
+    for d in (stat_inconclusive, stat_unsettled):
+        ev = d.evidence
+        assert ev.verdict == "INCONCLUSIVE" and ev.n_needed
+        more = ev.n_needed - d.holdout_size
+        sentence = f"About {ev.n_needed:,} queries ({more:,} more) would settle it"
+        assert sentence in ev.statement
+        out, _ = _wide_human(d)
+        assert out.count(sentence) == 1
+        assert render(d, "markdown").count(sentence) == 1
+    noisy = next(s for s in stat_unsettled.slice_attributions if s.slice_tag == "intent=noisy")
+    settle = f"About {noisy.evidence.n_needed:,} queries"
+    out, _ = _wide_human(stat_unsettled)
+    assert f"  • {noisy.evidence.statement}" in out and settle in out
+    md = render(stat_unsettled, "markdown")
+    assert "### ⏳ Not settled" in md and settle in md
+    assert "Reason:    REJECTED (INCONCLUSIVE)" in out
+    assert "Policy --on-inconclusive reject: blocked." in out
+
+
+def test_stat_without_slice_epsilon_has_no_slice_verdicts(tmp_path):
+    rows = _rows({"intent=a": 20, "intent=b": 20})
+    d = _stat_gate(tmp_path, rows, lambda q: 0.0 if q["id"] == "a0" else 1.0)
+    md = render(d, "markdown")
+    assert _table_rows(md)[0] == (
+        "| Δ | 90% interval | p | regressed | n | share of drop | slice | note |"
+    )
+    assert "slice ε off" in md and "multiplicity" not in md and "Not settled" not in md
+    out, _ = _wide_human(d)
+    assert "slices are not gated without --slice-epsilon" in out and "adj" not in out
+    cases = _cases(_junit(d))
+    assert all(c.find("skipped") is None for n, c in cases.items() if n != "aggregate")
+
+
+def _many_slices(d: GateDecision, n: int) -> GateDecision:
+    """``d`` plus ``n`` passing copies of its best slice under new tags."""
+    best = max(d.slice_attributions, key=lambda s: s.delta)
+    extra = [
+        best.model_copy(update={
+            "slice_tag": f"topic=t{i:03d}",
+            "evidence": best.evidence.model_copy(update={"statement": f"topic=t{i:03d}: fine."}),
+        })
+        for i in range(n)
+    ]
+    return d.model_copy(update={"slice_attributions": [*extra, *d.slice_attributions]})
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "pr-comment"])
+def test_stat_many_slices_show_fail_and_unsettled_first(stat_unsettled, stat_fail, fmt):
+    d = _many_slices(stat_unsettled, 20)
+    md = render(d, fmt)
+    noisy_at = md.index("| intent=noisy |")
+    assert "Failed or not settled (1):" in md
+    if fmt == "pr-comment":
+        assert md.count("<details>") == md.count("</details>") == 1
+        assert noisy_at < md.index("<details>")  # visible
+        assert "<summary>Show the other 21 slices</summary>" in md
+        assert md.index("| topic=t000 |") > md.index("<details>")
+    else:
+        assert "<details>" not in md and "Other slices:" in md
+        assert noisy_at < md.index("| topic=t000 |")
+    rows = _table_rows(md)
+    assert all(_unescaped_pipes(r) == 11 for r in rows)
+    assert sum("intent=noisy" in r for r in rows) == 1  # listed once
+    d = _many_slices(stat_fail, 20)
+    md = render(d, fmt)
+    assert "Failed or not settled (1):" in md
+    assert md.index("| intent=refund |") < md.index("| topic=t000 |")
+
+
+def test_stat_few_slices_one_table(stat_unsettled):
+    pr = render(stat_unsettled, "pr-comment")
+    assert "<details>" not in pr and "Failed or not settled" not in pr
+
+
+def test_stat_pr_comment_stays_under_github_limit(stat_fail):
+    refund = next(s for s in stat_fail.slice_attributions if s.slice_tag == "intent=refund")
+    slices = [
+        refund.model_copy(update={
+            "slice_tag": "|" * 400 + str(i),
+            "evidence": refund.evidence.model_copy(update={"statement": "|" * 900 + str(i)}),
+        })
+        for i in range(1000)
+    ]
+    reasons = [stat_fail.reasons[0], *(s.evidence.statement for s in slices)]
+    d = stat_fail.model_copy(
+        update={"slice_attributions": slices, "driver_slice_tag": None, "reasons": reasons}
+    )
+    pr = render(d, "pr-comment")
+    assert len(pr) <= 65_000
+    assert "more slices" in pr
+    assert f"… and {1000 - STAT_LIST_LIMIT} more (see the slice breakdown)" in pr
+    out, _ = _wide_human(d)
+    assert out.count("  • ") == STAT_LIST_LIMIT
+
+
+# ---- junit -------------------------------------------------------------------
+
+
+def test_stat_junit_fail(stat_fail):
+    root = _junit(stat_fail)
+    cases = _cases(root)
+    agg = cases["aggregate"].find("failure")
+    assert agg is not None and agg.get("type") == "aggregate"
+    assert agg.get("message") == stat_fail.evidence.statement
+    assert cases["slice:intent=refund"].find("failure") is not None
+    assert cases["slice:intent=other"].find("failure") is None
+    assert root.get("failures") == "2"
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["verdict"] == "REJECTED" and props["stat_verdict"] == "FAIL"
+    assert props["decision_rule"] == "stat" and props["on_inconclusive"] == "accept"
+    # slice statements belong to their testcases, not to the aggregate's text
+    refund = next(s for s in stat_fail.slice_attributions if s.slice_tag == "intent=refund")
+    assert refund.evidence.statement not in agg.text
+    assert cases["slice:intent=refund"].find("failure").get("message") == refund.evidence.statement
+
+
+def test_stat_junit_pass(stat_pass):
+    root = _junit(stat_pass)
+    assert root.get("failures") == "0" and root.get("skipped") == "0"
+    for c in root.iter("testcase"):
+        assert c.find("failure") is None and c.find("skipped") is None
+
+
+def test_stat_junit_inconclusive_accept_is_skipped(stat_inconclusive):
+    d = stat_inconclusive
+    root = _junit(d)
+    cases = _cases(root)
+    assert root.get("failures") == "0"
+    agg = cases["aggregate"].find("skipped")
+    assert agg is not None and agg.get("message").startswith("INCONCLUSIVE: ")
+    assert "would settle it" in agg.get("message")
+    tiny = cases["slice:intent=tiny"].find("skipped")
+    assert tiny is not None and tiny.get("message").startswith("INCONCLUSIVE: intent=tiny")
+    assert "too small to ever reach significance" in tiny.get("message")
+    assert int(root.get("skipped")) == len(root.findall(".//skipped")) == 2
+
+
+def test_stat_junit_inconclusive_reject_fails_aggregate(stat_unsettled, stat_inconclusive):
+    root = _junit(stat_unsettled)
+    cases = _cases(root)
+    agg = cases["aggregate"].find("failure")
+    assert agg is not None and agg.get("type") == "inconclusive"
+    assert cases["slice:intent=noisy"].find("skipped").get("message").startswith("INCONCLUSIVE: ")
+    assert root.get("failures") == "1" and root.get("skipped") == "1"
+    # the same evidence under policy accept: nothing fails
+    d = stat_unsettled.model_copy(update={
+        "accepted": True,
+        "config": stat_unsettled.config.model_copy(update={"on_inconclusive": "accept"}),
+    })
+    assert _junit(d).get("failures") == "0"
+    # aggregate PASS but a slice leaves the whole INCONCLUSIVE under policy reject:
+    # the exit code is 1, so the aggregate testcase says why
+    d = stat_inconclusive.model_copy(update={
+        "accepted": False,
+        "evidence": stat_inconclusive.evidence.model_copy(update={"verdict": "PASS"}),
+        "config": stat_inconclusive.config.model_copy(update={"on_inconclusive": "reject"}),
+    })
+    agg = _cases(_junit(d))["aggregate"].find("failure")
+    assert agg is not None and agg.get("type") == "inconclusive"
+
+
+def test_stat_junit_strict(tmp_path):
+    rows = _rows({"intent=a": 20, "intent=b": 20})
+    d = _stat_gate(
+        tmp_path, rows, lambda q: 0.0 if q["id"] == "a3" else 1.0, slice_epsilon=0.1, strict=True
+    )
+    assert d.verdict == "FAIL" and d.evidence.verdict != "FAIL"
+    agg = _cases(_junit(d))["aggregate"].find("failure")
+    assert agg is not None and agg.get("type") == "strict"
+    assert agg.get("message").startswith("strict mode: 1 query")
+    out, _ = _wide_human(d)
+    assert "Failed:\n  • strict mode: 1 query" in out
+
+
+# ---- escaping ----------------------------------------------------------------
+
+
+def _breaks_e(q: dict) -> float:
+    return 0.0 if q["id"].startswith("e") else 1.0
+
+
+def test_stat_user_text_is_inert(tmp_path):
+    rows = [{"id": f"e{i}", "prompt": "x", "slices": [EVIL.replace("\n", " ")]} for i in range(12)]
+    rows += [{"id": f"o{i}", "prompt": "y", "slices": ["plain"]} for i in range(28)]
+    d = _stat_gate(tmp_path, rows, _breaks_e, slice_epsilon=0.1)
+    assert d.verdict == "FAIL"
+    for fmt in ("markdown", "pr-comment"):
+        md = render(d, fmt)
+        _assert_inert_markdown(md)
+        assert "&lt;img src=x onerror=alert(1)&gt;" in md
+    root = _junit(d)
+    names = [c.get("name") for c in root.iter("testcase")]
+    assert "slice:" + EVIL.replace("\n", " ") in names
+    tag = "[bold]x[/bold] [red]y \x1b[31mz"
+    rows = [{"id": f"e{i}", "prompt": "x", "slices": [tag]} for i in range(12)]
+    rows += [{"id": f"o{i}", "prompt": "y", "slices": ["plain"]} for i in range(28)]
+    d = _stat_gate(tmp_path, rows, _breaks_e, slice_epsilon=0.1)
+    out, _ = _wide_human(d)
+    assert "\x1b" not in out
+    assert "[bold]x[/bold] [red]y \\x1b[31mz: Δ=-1.000" in out  # the statement, literally

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,15 @@ def _wilson(x: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndar
     return lo, hi
 
 
+def _binom_sf(k: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """P(X > k) for X ~ Bin(m, 1/2), vectorised (1 for k < 0, 0 for k >= m)."""
+    k = np.asarray(k).astype(np.int64)
+    m = np.asarray(m).astype(np.int64)
+    inside = (k >= 0) & (k < m)
+    sf = special.bdtrc(np.where(inside, k, 0), np.where(inside, m, 1), 0.5)
+    return np.where(k < 0, 1.0, np.where(k >= m, 0.0, sf))
+
+
 def mcnemar_p_drop(n_drop: np.ndarray, n_gain: np.ndarray, *, mid_p: bool = True) -> np.ndarray:
     """One-sided McNemar p-value of a drop, conditional on the m discordant pairs.
 
@@ -75,9 +84,11 @@ def mcnemar_p_drop(n_drop: np.ndarray, n_gain: np.ndarray, *, mid_p: bool = True
     n_drop = np.asarray(n_drop)
     m = n_drop + np.asarray(n_gain)
     if mid_p:
-        p = stats.binom.sf(n_drop, m, 0.5) + 0.5 * stats.binom.pmf(n_drop, m, 0.5)
+        # P(X > k) + P(X = k) / 2, with P(X = k) = P(X > k - 1) - P(X > k)
+        upper = _binom_sf(n_drop, m)
+        p = upper + 0.5 * (_binom_sf(n_drop - 1, m) - upper)
     else:
-        p = stats.binom.sf(n_drop - 1, m, 0.5)
+        p = _binom_sf(n_drop - 1, m)
     return np.where(m > 0, np.minimum(p, 1.0), 1.0)
 
 
@@ -101,7 +112,7 @@ def binary_paired(
     c = np.asarray(n_gain, dtype=np.float64)
     d = n - a - b - c
     n_safe = np.maximum(n, 1)
-    z = float(stats.norm.ppf(1 - alpha))
+    z = float(special.ndtri(1 - alpha))
     p1 = (a + b) / n_safe  # baseline pass rate
     p2 = (a + c) / n_safe  # candidate pass rate
     delta = p2 - p1
@@ -132,13 +143,13 @@ def _t_from_moments(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = (df >= 1) & (n >= 2)
     df_safe = np.where(ok, df, 1)
-    tq = stats.t.ppf(1 - alpha, df_safe)
+    tq = special.stdtrit(df_safe, 1 - alpha)
     lower = np.where(ok, np.clip(mean - tq * se, -1.0, 1.0), -1.0)
     upper = np.where(ok, np.clip(mean + tq * se, -1.0, 1.0), 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         tstat = np.where(se > 0, mean / np.where(se > 0, se, 1.0), np.where(mean < 0, -np.inf, np.where(mean > 0, np.inf, 0.0)))
     # one-sided p of a drop: P(T <= t); exactly 0.5 when nothing moved at all
-    p = np.where(np.isfinite(tstat), stats.t.cdf(tstat, df_safe), np.where(tstat < 0, 0.0, 1.0))
+    p = np.where(np.isfinite(tstat), special.stdtr(df_safe, tstat), np.where(tstat < 0, 0.0, 1.0))
     p = np.where((se == 0) & (mean == 0), 1.0, p)
     return lower, upper, np.where(ok, p, 1.0)
 
@@ -282,7 +293,7 @@ def queries_needed(sd: float, gap: float, alpha: float, power: float = 0.8) -> f
     """
     if gap <= 0 or not np.isfinite(gap) or sd <= 0 or not np.isfinite(sd):
         return None
-    z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)
+    z = special.ndtri(1 - alpha) + special.ndtri(power)
     return float(np.ceil((z * sd / gap) ** 2))
 
 

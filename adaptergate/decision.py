@@ -70,7 +70,7 @@ def build_slice_index(slices: Sequence[Sequence[str]]) -> SliceIndex:
     flat = list(chain.from_iterable(slices))
     lookup = {tag: i for i, tag in enumerate(dict.fromkeys(flat))}  # first-appearance order
     t_list = list(map(lookup.__getitem__, flat))
-    counts = np.fromiter((len(tags) for tags in slices), dtype=np.int64, count=len(slices))
+    counts = np.fromiter(map(len, slices), dtype=np.int64, count=len(slices))
     q_idx = np.repeat(np.arange(len(slices), dtype=np.int64), counts)
     t_idx = np.asarray(t_list, dtype=np.int64)
     return SliceIndex(tags=list(lookup), query_idx=q_idx, tag_idx=t_idx, n_queries=len(slices))

@@ -238,7 +238,9 @@ def build_decision(
     return decision
 
 
-MAX_PASSING_FOR_PATTERN = 50_000
+MAX_PASSING_FOR_PATTERN = 20_000
+MAX_IDS_PER_SLICE = 1_000
+"""Failing ids listed per slice (all of them for the driver; per_query has every row)."""
 
 
 class _TextCache:
@@ -307,7 +309,7 @@ def _slice_attributions(
                 score_baseline=float(stats.mean_baseline[ti]),
                 score_candidate=float(stats.mean_candidate[ti]),
                 delta=float(stats.delta[ti]),
-                regressed_query_ids=ids[failing].tolist(),
+                regressed_query_ids=ids[failing if ti == core.driver else failing[:MAX_IDS_PER_SLICE]].tolist(),
                 pattern=pattern.summary if pattern else None,
                 contribution=float(stats.contribution[ti]),
                 share_of_drop=float(stats.share_of_drop[ti]) if stats.share_of_drop[ti] > 0 else None,

@@ -127,7 +127,11 @@ class SliceAttribution(BaseModel):
     score_baseline: float
     score_candidate: float
     delta: float
-    regressed_query_ids: list[Any] = Field(default_factory=list)
+    regressed_query_ids: list[Any] = Field(
+        default_factory=list,
+        description="Ids of the slice's regressed queries: all for the driver slice, the first 1,000"
+        " otherwise (n_regressed counts them all; per_query lists every query).",
+    )
     pattern: str | None = None
     contribution: float = Field(
         0.0, description="Sum of the slice's per-query deltas divided by the holdout size."
@@ -282,20 +286,24 @@ class GateDecision(BaseModel):
         return self.model_copy(update={"per_query": [], "slice_attributions": slices})
 
     def to_json(self, indent: int | None = 2) -> str:
-        """JSON with stable key order; per-query rows one per line.
+        """JSON with stable key order; per-query rows one per line."""
+        return self.to_json_bytes(indent).decode("utf-8")
 
-        pydantic serialises everything but the rows; the rows (up to millions)
-        go through orjson, one compact object per line.
+    def to_json_bytes(self, indent: int | None = 2) -> bytes:
+        """UTF-8 JSON of the whole decision.
+
+        pydantic serialises everything but the per-query rows; the rows (up to
+        millions) go through one orjson call, one compact object per line.
+        Everything stays bytes: gluing a million ASCII rows to a header that
+        holds a "Δ" would widen the whole document to two bytes a character.
         """
-        head = self.model_dump_json(indent=indent, exclude={"per_query"})
         if not self.per_query:
-            return self.model_dump_json(indent=indent)
-        rows = orjson.dumps(self.per_query)[1:-1].decode("utf-8")
+            return self.model_dump_json(indent=indent).encode("utf-8")
+        head = self.model_dump_json(indent=indent, exclude={"per_query"}).encode("utf-8")
+        rows = orjson.dumps(self.per_query)[1:-1]
         if indent is None:
-            return head[:-1] + ',"per_query":[' + rows + "]}"
-        # One row per line. '},{"query_id"' cannot occur inside a JSON string
-        # (its quote would be escaped), so this splits exactly between rows.
-        rows = rows.replace('},{"query_id"', '},\n    {"query_id"')
-        return head[:-2] + ',\n  "per_query": [\n    ' + rows + "\n  ]\n}"
-
-SliceAttribution.model_rebuild()
+            return b"".join((head[:-1], b',"per_query":[', rows, b"]}"))
+        # '},{"query_id"' cannot occur inside a JSON string (its quote would be
+        # escaped), so this splits exactly between rows.
+        rows = rows.replace(b'},{"query_id"', b'},\n    {"query_id"')
+        return b"".join((head[:-2], b',\n  "per_query": [\n    ', rows, b"\n  ]\n}"))

@@ -109,6 +109,13 @@ def _bad_value(value: Any) -> str | None:
     return f"a {type(value).__name__} ({shown}), not a number"
 
 
+def _require_number(value: Any, name: str, query_id: str, adapter_id: str) -> None:
+    """Raise the one-line ScorerError for a value that is not a number (the slow path)."""
+    why = _bad_value(value)
+    if why:
+        raise ScorerError(f"scorer {name} returned {why} for query {query_id!r} (adapter {adapter_id!r})")
+
+
 def _check(values: np.ndarray, ids: Sequence[str], scorer: Scorer, adapter_id: str) -> np.ndarray:
     bad = ~np.isfinite(values) | (values < 0.0) | (values > 1.0)
     if bad.any():
@@ -158,11 +165,7 @@ def score_all(
             values = np.empty(n, dtype=np.float64)
             for i, v in enumerate(seq):
                 if type(v) is not float and type(v) is not int:
-                    why = _bad_value(v)
-                    if why:
-                        raise ScorerError(
-                            f"scorer {name} returned {why} for query {ids[i]!r} (adapter {adapter_id!r})"
-                        )
+                    _require_number(v, name, ids[i], adapter_id)
                 values[i] = v
         if values.shape != (n,):
             raise ScorerError(
@@ -184,11 +187,7 @@ def score_all(
                 traceback_text=_format_tb(exc),
             ) from exc
         if type(v) is not float and type(v) is not int:
-            why = _bad_value(v)
-            if why:
-                raise ScorerError(
-                    f"scorer {scorer.spec} returned {why} for query {ids[i]!r} (adapter {adapter_id!r})"
-                )
+            _require_number(v, scorer.spec, ids[i], adapter_id)
         values[i] = v
         if progress and (i + 1) % step == 0:
             progress(step)

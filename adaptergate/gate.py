@@ -352,11 +352,7 @@ def _reasons(request: GateRequest, core: CoreDecision, slices: list[SliceAttribu
         )
         found.append(slice_msg)
     if core.strict_violations.size:
-        k = core.strict_violations.size
-        found.append(
-            f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline"
-            f" (score ≥ {cfg.pass_threshold:g}) {'fails' if k == 1 else 'fail'} on the candidate"
-        )
+        found.append(wording.strict_statement(core.strict_violations.size, cfg.pass_threshold))
     if not found:
         if core.delta >= 0:
             return [f"ACCEPTED: {agg}. Improved or flat."]
@@ -426,11 +422,7 @@ def _stat_reasons(
             if ev is not None and ev.verdict == "INCONCLUSIVE" and s.eligible and s.delta < -cfg.slice_epsilon:
                 lines.append(ev.statement)
     if stat.core.strict_violations.size:
-        k = stat.core.strict_violations.size
-        lines.append(
-            f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline"
-            f" (score ≥ {cfg.pass_threshold:g}) {'fails' if k == 1 else 'fail'} on the candidate"
-        )
+        lines.append(wording.strict_statement(stat.core.strict_violations.size, cfg.pass_threshold))
     policy = ""
     if stat.verdict == "INCONCLUSIVE":
         policy = (

@@ -90,3 +90,10 @@ def slice_statement(tag: str, ev: Evidence, n: int, slice_epsilon: float | None)
     if ev.verdict == "INCONCLUSIVE":
         return f"{core}: INCONCLUSIVE.{settle_phrase(ev, n)}"
     return core
+
+
+def strict_statement(k: int, pass_threshold: float) -> str:
+    return (
+        f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline"
+        f" (score ≥ {pass_threshold:g}) {'fails' if k == 1 else 'fail'} on the candidate"
+    )

@@ -28,7 +28,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from statistics import NormalDist
+
+_NORMAL = NormalDist()
+LARGE_DF = 1000
+"""Above this many degrees of freedom Student's t is taken as the normal
+distribution: their 95% quantiles differ by less than 0.1% (1.6464 vs 1.6449),
+and scipy (0.2 s to import) is not needed for large holdouts."""
+
+
+def _special():
+    from scipy import special  # imported only when a small sample needs it
+
+    return special
+
+
+def _ndtr(x: np.ndarray) -> np.ndarray:
+    from math import erfc, sqrt
+
+    return np.vectorize(lambda v: 0.5 * erfc(-v / sqrt(2.0)), otypes=[np.float64])(x)
+
+
+def _t_ppf(q: float, df: np.ndarray) -> np.ndarray:
+    df = np.asarray(df, dtype=np.float64)
+    if df.size and np.all(df > LARGE_DF):
+        return np.full(df.shape, _NORMAL.inv_cdf(q))
+    return _special().stdtrit(df, q)
+
+
+def _t_cdf(df: np.ndarray, t: np.ndarray) -> np.ndarray:
+    df = np.asarray(df, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    if df.size and np.all(df > LARGE_DF):
+        return _ndtr(np.where(np.isfinite(t), t, 0.0))
+    return _special().stdtr(df, t)
 
 
 @dataclass(frozen=True)
@@ -67,7 +100,9 @@ def _binom_sf(k: np.ndarray, m: np.ndarray) -> np.ndarray:
     k = np.asarray(k).astype(np.int64)
     m = np.asarray(m).astype(np.int64)
     inside = (k >= 0) & (k < m)
-    sf = special.bdtrc(np.where(inside, k, 0), np.where(inside, m, 1), 0.5)
+    if not inside.any():
+        return np.where(k < 0, 1.0, 0.0)
+    sf = _special().bdtrc(np.where(inside, k, 0), np.where(inside, m, 1), 0.5)
     return np.where(k < 0, 1.0, np.where(k >= m, 0.0, sf))
 
 
@@ -112,7 +147,7 @@ def binary_paired(
     c = np.asarray(n_gain, dtype=np.float64)
     d = n - a - b - c
     n_safe = np.maximum(n, 1)
-    z = float(special.ndtri(1 - alpha))
+    z = _NORMAL.inv_cdf(1 - alpha)
     p1 = (a + b) / n_safe  # baseline pass rate
     p2 = (a + c) / n_safe  # candidate pass rate
     delta = p2 - p1
@@ -143,13 +178,13 @@ def _t_from_moments(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = (df >= 1) & (n >= 2)
     df_safe = np.where(ok, df, 1)
-    tq = special.stdtrit(df_safe, 1 - alpha)
+    tq = _t_ppf(1 - alpha, df_safe)
     lower = np.where(ok, np.clip(mean - tq * se, -1.0, 1.0), -1.0)
     upper = np.where(ok, np.clip(mean + tq * se, -1.0, 1.0), 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         tstat = np.where(se > 0, mean / np.where(se > 0, se, 1.0), np.where(mean < 0, -np.inf, np.where(mean > 0, np.inf, 0.0)))
     # one-sided p of a drop: P(T <= t); exactly 0.5 when nothing moved at all
-    p = np.where(np.isfinite(tstat), special.stdtr(df_safe, tstat), np.where(tstat < 0, 0.0, 1.0))
+    p = np.where(np.isfinite(tstat), _t_cdf(df_safe, tstat), np.where(tstat < 0, 0.0, 1.0))
     p = np.where((se == 0) & (mean == 0), 1.0, p)
     return lower, upper, np.where(ok, p, 1.0)
 
@@ -293,7 +328,7 @@ def queries_needed(sd: float, gap: float, alpha: float, power: float = 0.8) -> f
     """
     if gap <= 0 or not np.isfinite(gap) or sd <= 0 or not np.isfinite(sd):
         return None
-    z = special.ndtri(1 - alpha) + special.ndtri(power)
+    z = _NORMAL.inv_cdf(1 - alpha) + _NORMAL.inv_cdf(power)
     return float(np.ceil((z * sd / gap) ** 2))
 
 
@@ -306,4 +341,4 @@ def min_exact_size(alpha: float, *, mid_p: bool = True) -> int:
 
 
 def norm_ppf(q: float) -> float:
-    return float(special.ndtri(q))
+    return _NORMAL.inv_cdf(q)

@@ -936,3 +936,29 @@ _valid_rows = st.fixed_dictionaries(
 @given(st.lists(_valid_rows, min_size=1, max_size=6), st.sampled_from([None, "acme"]))
 def test_fast_path_agrees_on_mostly_valid_files(tmp_path_factory, rows, tenant):
     test_fast_path_agrees_with_the_careful_path.hypothesis.inner_test(tmp_path_factory, rows, tenant)
+
+
+def test_import_fast_path_writes_what_the_careful_path_writes(tmp_path, monkeypatch):
+    """A clean source takes the columnar path; one bad line sends the same rows down the
+    per-line path. The valid rows must be written identically either way."""
+    import adaptergate.holdout as H
+
+    monkeypatch.setattr(H, "_now", lambda: "2026-11-22T00:00:00+00:00")
+    rows = [
+        {"id": f"q{i}", "prompt": "café ☕" if i % 2 else "p", "slices": ["intent=a"], "x": [1, {"y": None}]}
+        for i in range(20)
+    ] + [{"question_id": "qq", "tenant_id": "acme", "added_at": "2026-01-01T00:00:00+00:00"}]
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dirty = tmp_path / "dirty.jsonl"
+    dirty.write_text(clean.read_text() + "{broken\n")
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    ra = H.import_queries(a, clean, tenant="acme", accepted_by="v1")
+    rb = H.import_queries(b, dirty, tenant="acme", accepted_by="v1")
+    assert ra.imported == rb.imported and len(ra.imported) == 21
+    assert not ra.skipped and len(rb.skipped) == 1
+    assert a.read_bytes() == b.read_bytes()
+    assert json.loads(a.read_text().splitlines()[-1]) == {
+        "question_id": "qq", "tenant_id": "acme", "added_at": "2026-01-01T00:00:00+00:00",
+        "tenant": "acme", "accepted_by": "v1",
+    }

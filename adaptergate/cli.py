@@ -214,9 +214,9 @@ def _config(**kwargs: Any):
 
 
 def _emit(decision: Any, fmt: Format, *, show_failures: int, staleness_threshold_days: int) -> None:
-    from adaptergate.rendering import print_human, render
-
     if fmt is Format.human:
+        from adaptergate.rendering import print_human
+
         print_human(
             decision, console=_console(), err_console=_err_console(),
             show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
@@ -228,6 +228,8 @@ def _emit(decision: Any, fmt: Format, *, show_failures: int, staleness_threshold
         out.write(decision.to_json_bytes(indent=2))
         out.write(b"\n")
     else:
+        from adaptergate.rendering import render
+
         text = render(
             decision, fmt.value, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days
         )

@@ -238,7 +238,7 @@ def build_decision(
     return decision
 
 
-MAX_PASSING_FOR_PATTERN = 20_000
+MAX_PASSING_FOR_PATTERN = 10_000
 MAX_IDS_PER_SLICE = 1_000
 """Failing ids listed per slice (all of them for the driver; per_query has every row)."""
 

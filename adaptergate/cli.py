@@ -92,12 +92,45 @@ def _root(
 @app.command()
 def gate(
     tenant: str = typer.Option(..., help="Tenant / workspace identifier."),
-    candidate: str = typer.Option(..., help="Candidate adapter id being evaluated."),
+    candidate: Optional[str] = typer.Option(
+        None, help="Candidate adapter id (default with --candidate-adapter: its directory name)."
+    ),
     baseline: Optional[str] = typer.Option(
         None, help="Baseline (production) adapter id. Omit only with --no-require-calibration."
     ),
     holdout_path: Path = typer.Option(..., "--holdout", help="Path to the tenant's JSONL held-out set."),
-    scorer_spec: str = typer.Option(..., "--scorer", help="Scorer as 'module:function'."),
+    scorer_spec: Optional[str] = typer.Option(
+        None, "--scorer", help="Scorer as 'module:function' (or score real adapters with --base-model)."
+    ),
+    base_model: Optional[str] = typer.Option(
+        None, "--base-model", help="Base model directory: load it with --baseline-adapter and --candidate-adapter."
+    ),
+    baseline_adapter: Optional[Path] = typer.Option(None, "--baseline-adapter", help="Production LoRA adapter dir."),
+    candidate_adapter: Optional[Path] = typer.Option(None, "--candidate-adapter", help="Candidate LoRA adapter dir."),
+    metric: str = typer.Option(
+        "exact", "--metric",
+        help="Compare generated text with gold: exact[:opts], contains, regex, json, numeric[:abs=,rel=], sql,"
+        " or module:function(output, query).",
+    ),
+    eval_mode: str = typer.Option(
+        "auto", "--eval-mode", help="auto, generate, or teacher-forced (exact match in one forward pass)."
+    ),
+    max_new_tokens: Optional[int] = typer.Option(
+        None, "--max-new-tokens", help="Default: the longest gold answer in tokens, plus EOS."
+    ),
+    stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable)."),
+    chat_template: bool = typer.Option(False, "--chat-template", help="Wrap prompts in the tokenizer's chat template."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default: bf16 on GPU)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="4bit or 8bit (bitsandbytes, GPU)."),
+    allow_pickle: bool = typer.Option(
+        False, "--allow-pickle", help="Load pickle (.bin) adapter weights: this executes code from the file."
+    ),
+    base_sha256: Optional[str] = typer.Option(None, "--base-sha256", help="Expected sha256 of the base weights."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", envvar="ADAPTERGATE_CACHE", help="Where baseline results are cached."
+    ),
     epsilon: Optional[float] = typer.Option(None, help="Max acceptable aggregate score drop [default: 0.02]."),
     slice_epsilon: Optional[float] = typer.Option(
         None, "--slice-epsilon", help="Max acceptable drop within any slice (silent-regression net)."
@@ -176,12 +209,33 @@ def gate(
     config = _config(
         **settings, require_calibration=require_calibration, sample=sample_n, sample_seed=sample_seed,
     )
+    model = None
+    if base_model is not None:
+        if scorer_spec is not None:
+            raise UsageError("give either --scorer or --base-model with adapters, not both")
+        if baseline_adapter is None or candidate_adapter is None:
+            raise UsageError("--base-model needs --baseline-adapter and --candidate-adapter")
+        from adaptergate.model_scoring import ModelInputs
+
+        model = ModelInputs(
+            base_model=base_model, baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter,
+            metric=metric, mode=eval_mode, max_new_tokens=max_new_tokens, stop=tuple(stop),
+            chat_template=chat_template, batch_size=batch_size, dtype=dtype, device=device, quantize=quantize,
+            allow_pickle=allow_pickle, base_sha256=base_sha256, cache_dir=cache_dir,
+        )
+        candidate = candidate or candidate_adapter.name
+        baseline = baseline or baseline_adapter.name
+    elif scorer_spec is None:
+        raise UsageError("give --scorer module:function, or --base-model with --baseline-adapter and --candidate-adapter")
+    if candidate is None:
+        raise UsageError("Missing option '--candidate'")
     request = GateRequest(
         tenant=tenant, candidate=candidate, baseline=baseline, holdout_path=holdout_path,
-        scorer_spec=scorer_spec, config=config, max_line_bytes=max_line_bytes, repeats=repeats,
+        scorer_spec=scorer_spec or "", config=config, max_line_bytes=max_line_bytes, repeats=repeats, model=model,
     )
     try:
-        decision = run_gate(request)
+        with _progress(enabled=model is not None) as tick:
+            decision = run_gate(request, progress=tick)
     except ScorerError as exc:
         if audit_log is not None:
             AuditLog(audit_log).append_error(
@@ -198,6 +252,38 @@ def gate(
     fmt = Format.json if quiet else output_format
     _emit(decision, fmt, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days)
     raise typer.Exit(int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED))
+
+
+class _progress:
+    """A progress bar on stderr with queries/s while adapters are evaluated."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and os.environ.get("ADAPTERGATE_PROGRESS", "1") != "0"
+        self.bar: Any = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        class _Rate(TextColumn):
+            def render(self, task: Any) -> Any:
+                from rich.text import Text
+
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:,.1f} evaluations/s" if speed else "")
+
+        self.bar = Progress(
+            TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), _Rate(""), TimeElapsedColumn(),
+            console=_err_console(), transient=True,
+        )
+        self.bar.start()
+        task = self.bar.add_task("scoring", total=None)
+        return lambda k: self.bar.update(task, advance=k)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _config(**kwargs: Any):
@@ -452,6 +538,75 @@ def replay_show(
     _emit(decision, output_format, show_failures=show_failures, staleness_threshold_days=10**6)
 
 
+# ----------------------------------------------------------------- review
+
+
+@app.command()
+def review(
+    query_ids: list[str] = typer.Option(..., "--query", help="Query id to show (repeatable)."),
+    rows_path: Optional[Path] = typer.Option(None, "--rows", help="Per-query rows written by 'gate --rows-out'."),
+    decision_path: Optional[Path] = typer.Option(
+        None, "--decision", help="A decision saved from 'gate --format json'."
+    ),
+    holdout_path: Optional[Path] = typer.Option(None, "--holdout", help="Show the prompt and gold answer too."),
+) -> None:
+    """Baseline and candidate answers side by side for a query, with a word diff."""
+    import difflib
+
+    from adaptergate.ledger import read_rows
+
+    if (rows_path is None) == (decision_path is None):
+        raise UsageError("give exactly one of --rows FILE or --decision FILE")
+    if rows_path is not None:
+        if not rows_path.exists():
+            raise InvalidInputError(f"rows file not found: {rows_path}")
+        rows = read_rows(rows_path)
+    else:
+        from adaptergate.recipes import read_decision
+
+        rows = list(read_decision(decision_path, line=-1).per_query)  # type: ignore[arg-type]
+    by_id = {str(r["query_id"]): r for r in rows}
+    payloads: dict[str, dict] = {}
+    if holdout_path is not None:
+        from adaptergate.holdout import load_holdout
+
+        h = load_holdout(holdout_path)
+        payloads = dict(zip(h.ids, h.payloads))
+    missing = [q for q in query_ids if q not in by_id]
+    if missing:
+        raise InvalidInputError("no such query in the rows: " + ", ".join(repr(m) for m in missing))
+    con = _console()
+    for qid in query_ids:
+        r = by_id[qid]
+        con.rule(f"query {qid}", characters="-")
+        p = payloads.get(qid, {})
+        from adaptergate.patterns import query_text
+
+        if p:
+            con.print(f"prompt:    {query_text(p)}", markup=False, highlight=False)
+            con.print(f"gold:      {p.get('gold', p.get('expected_output'))}", markup=False, highlight=False)
+        con.print(f"score:     {r['score_baseline']:.3f} -> {r['score_candidate']:.3f} (Δ={r['delta']:+.3f})",
+                  markup=False, highlight=False)
+        b, c = r.get("baseline_output"), r.get("candidate_output")
+        if b is None and c is None:
+            con.print("(no generated outputs recorded: the gate ran with a --scorer, or the query did not regress"
+                      " in teacher-forced mode)", markup=False, highlight=False)
+            continue
+        con.print(f"baseline:  {b}", markup=False, highlight=False)
+        con.print(f"candidate: {c}", markup=False, highlight=False)
+        diff = []
+        sm = difflib.SequenceMatcher(a=(b or "").split(), b=(c or "").split(), autojunk=False)
+        for op, i1, i2, j1, j2 in sm.get_opcodes():
+            a_words, b_words = " ".join(sm.a[i1:i2]), " ".join(sm.b[j1:j2])
+            if op == "equal":
+                diff.append(a_words)
+            if op in ("delete", "replace"):
+                diff.append(f"[-{a_words}-]")
+            if op in ("insert", "replace"):
+                diff.append(f"{{+{b_words}+}}")
+        con.print(f"diff:      {' '.join(x for x in diff if x)}", markup=False, highlight=False)
+
+
 # -------------------------------------------------------------- calibrate
 
 
@@ -524,9 +679,70 @@ def version() -> None:
 
 @demo_app.callback()
 def demo(ctx: typer.Context) -> None:
-    """With no sub-command: gate the bundled example (mock scorer, 48 queries)."""
+    """With no sub-command: the offline PEFT demo (tiny model, two real LoRA adapters)."""
     if ctx.invoked_subcommand is not None:
         return
+    _demo_adapters()
+
+
+def _demo_adapters() -> None:
+    """Build (once, cached) a tiny Llama and two LoRA adapters, then gate them for real."""
+    import time
+
+    from adaptergate.gate import GateRequest, run_gate
+    from adaptergate.model_scoring import ModelInputs
+    from adaptergate.models import GateConfig
+
+    try:
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"the demo loads real adapters and needs the ML stack ({exc.name} is missing):"
+            " pip install torch==2.13.0 '.[peft]' — or run 'adaptergate demo mock' for the scorer-only example"
+        ) from None
+    from adaptergate.tinymodel import build_demo_assets
+
+    con, err = _console(), _err_console()
+    t0 = time.perf_counter()
+    assets = build_demo_assets(progress=lambda msg: err.print(f"[demo] {msg}", markup=False, highlight=False))
+    err.print(f"[demo] model and adapters ready in {time.perf_counter() - t0:.1f} s ({assets.root})",
+              markup=False, highlight=False)
+    con.print(
+        f"$ adaptergate gate --tenant demo --holdout {assets.holdout} --base-model {assets.base_dir}"
+        f" --baseline-adapter {assets.baseline_adapter} --candidate-adapter {assets.candidate_adapter}"
+        " --metric exact --slice-epsilon 0.10\n",
+        markup=False, highlight=False,
+    )
+    request = GateRequest(
+        tenant="demo", candidate=assets.candidate_adapter.name, baseline=assets.baseline_adapter.name,
+        holdout_path=assets.holdout, scorer_spec="", config=GateConfig(slice_epsilon=0.10),
+        model=ModelInputs(
+            base_model=str(assets.base_dir), baseline_adapter=assets.baseline_adapter,
+            candidate_adapter=assets.candidate_adapter, metric="exact", cache_dir=assets.root / "cache",
+        ),
+    )
+    with _progress(enabled=True) as tick:
+        decision = run_gate(request, progress=tick)
+    _emit(decision, Format.human, show_failures=5, staleness_threshold_days=30)
+    shown = [r for r in decision.per_query if r["delta"] < 0 and r.get("candidate_output") is not None][:3]
+    if shown:
+        con.print("\nWhat the adapters answered where the candidate regressed:", markup=False)
+        for r in shown:
+            con.print(
+                f"  {r['query_id']}: baseline {r.get('baseline_output')!r} -> candidate {r.get('candidate_output')!r}",
+                markup=False, highlight=False,
+            )
+    con.print(
+        f"\n(the gate exited {1 if not decision.accepted else 0}: that is what CI sees; the demo itself"
+        f" succeeded in {time.perf_counter() - t0:.1f} s)", markup=False, highlight=False,
+    )
+
+
+@demo_app.command("mock")
+def demo_mock() -> None:
+    """Gate the bundled example with the mock scorer (48 queries, no model)."""
     from adaptergate.examples import (
         EXAMPLE_BASELINE, EXAMPLE_CANDIDATE, EXAMPLE_HOLDOUT, EXAMPLE_SCORER, EXAMPLE_TENANT,
     )

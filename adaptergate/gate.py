@@ -20,6 +20,7 @@ import numpy as np
 from adaptergate import __version__
 from adaptergate import wording
 from adaptergate.calibration import noise_floor
+from adaptergate.model_scoring import ModelInputs
 from adaptergate.decision import (
     CoreDecision,
     Evidence as EvidenceArrays,
@@ -55,6 +56,7 @@ class GateRequest:
     config: GateConfig
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     repeats: int = 1
+    model: ModelInputs | None = None
 
 
 def _check_ids(request: GateRequest) -> None:
@@ -114,6 +116,8 @@ def run_gate(
     if request.repeats < 1:
         raise UsageError(f"--repeats must be >= 1, got {request.repeats}")
     full, holdout = prepare(request)
+    if request.model is not None:
+        return _run_with_adapters(request, full, holdout, progress=progress, now=now)
     scorer = scorer or load_scorer(request.scorer_spec)
 
     def runs(adapter: str) -> np.ndarray:
@@ -129,6 +133,30 @@ def run_gate(
     decision = build_decision(request, full, holdout, base, cand, now=now)
     if request.repeats > 1 and base_runs is not None:
         decision.noise = noise_floor(base_runs, cand_runs, request.config.alpha)
+    return decision
+
+
+def _run_with_adapters(
+    request: GateRequest, full: Holdout, holdout: Holdout, *, progress: Callable[[int], None] | None,
+    now: datetime | None,
+) -> GateDecision:
+    from adaptergate.model_scoring import score_with_adapters
+
+    if request.baseline is None:
+        raise UsageError("--baseline-adapter is required with --base-model")
+    if request.repeats != 1:
+        raise UsageError("--repeats applies to a non-deterministic --scorer; greedy decoding is deterministic")
+    assert request.model is not None
+    scores = score_with_adapters(
+        request.model, holdout.payloads, holdout.ids, baseline_name=request.baseline,
+        candidate_name=request.candidate, progress=progress,
+    )
+    decision = build_decision(request, full, holdout, scores.baseline, scores.candidate, now=now)
+    for row, b_out, c_out in zip(decision.per_query, scores.baseline_outputs, scores.candidate_outputs):
+        if b_out is not None or c_out is not None:
+            row["baseline_output"] = b_out
+            row["candidate_output"] = c_out
+    decision.evaluation = scores.info
     return decision
 
 

@@ -88,6 +88,8 @@ class QueryRow(TypedDict):
     score_candidate: float
     delta: float
     line: NotRequired[int | None]
+    baseline_output: NotRequired[str | None]
+    candidate_output: NotRequired[str | None]
 
 
 class PatternTerm(BaseModel):
@@ -234,6 +236,9 @@ class GateDecision(BaseModel):
     evidence: Evidence | None = Field(None, description="The aggregate's statistics (stat rule).")
     binary_scores: bool | None = None
     noise: NoiseFloor | None = None
+    evaluation: dict[str, Any] | None = Field(
+        None, description="How scores were produced with real adapters: hashes, metric, mode, cache hits."
+    )
     warnings: list[GateWarning] = Field(default_factory=list)
     per_query: list[QueryRow] = Field(
         default_factory=list, description="Per-query scores; last, so huge lists end the document."

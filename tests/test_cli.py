@@ -49,7 +49,7 @@ def test_accepted_exit_zero(capsys):
 
 
 def test_demo_runs_and_exits_zero(capsys):
-    code, out, _ = run(["demo"], capsys)
+    code, out, _ = run(["demo", "mock"], capsys)
     assert code == 0
     assert "REJECTED" in out and "DRIVER SLICE: intent=billing_dispute" in out
 

@@ -1,0 +1,228 @@
+"""Scoring with real adapters: validate, load once, evaluate both, cache the baseline.
+
+``adaptergate gate --base-model B --baseline-adapter DIR --candidate-adapter DIR
+--metric exact`` comes here instead of a user scorer:
+
+1. both adapters are validated against the base without torch
+   (:mod:`adaptergate.adapters`): config, every LoRA tensor's shape, pickle
+   weights refused, sha256 recorded;
+2. the base is loaded once with both adapters attached (:mod:`adaptergate.runner`);
+3. baseline and candidate rows are evaluated in the same mixed-adapter
+   batches — by greedy generation scored with the metric, or, for exact
+   match against a gold answer, by teacher-forced scoring (identical
+   verdicts, no decode loop);
+4. baseline results are cached, keyed by (base sha256, baseline adapter
+   sha256, query, metric, generation settings), so an unchanged baseline is
+   not rescored on the next pull request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptergate.errors import InvalidInputError
+from adaptergate.storage import locked_append
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    base_model: str
+    baseline_adapter: Path
+    candidate_adapter: Path
+    metric: str = "exact"
+    mode: str = "auto"  # auto | generate | teacher-forced
+    max_new_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    chat_template: bool = False
+    batch_size: int = 16
+    dtype: str | None = None
+    device: str | None = None
+    quantize: str | None = None
+    allow_pickle: bool = False
+    base_sha256: str | None = None
+    cache_dir: Path | None = None
+    threads: int | None = None
+
+
+@dataclass
+class ModelScores:
+    baseline: np.ndarray
+    candidate: np.ndarray
+    baseline_outputs: list[str | None]
+    candidate_outputs: list[str | None]
+    mode: str
+    cached_baseline: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("ADAPTERGATE_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "adaptergate"
+
+
+def query_hash(payload: dict[str, Any]) -> str:
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def _cache_path(inputs: ModelInputs, base_sha: str, adapter_sha: str, mode: str, metric_key: str) -> Path:
+    key = json.dumps(
+        {
+            "v": CACHE_VERSION, "base": base_sha, "adapter": adapter_sha, "metric": metric_key, "mode": mode,
+            "max_new_tokens": inputs.max_new_tokens, "stop": list(inputs.stop),
+            "chat_template": inputs.chat_template, "dtype": inputs.dtype, "quantize": inputs.quantize,
+        },
+        sort_keys=True,
+    ).encode("utf-8")
+    root = inputs.cache_dir or default_cache_dir()
+    return root / "results" / (hashlib.sha256(key).hexdigest()[:40] + ".jsonl")
+
+
+def _read_cache(path: Path) -> dict[str, tuple[float, str | None]]:
+    out: dict[str, tuple[float, str | None]] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+            out[rec["q"]] = (float(rec["score"]), rec.get("output"))
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn last line from a killed run: ignore it, it is rescored
+    return out
+
+
+def score_with_adapters(
+    inputs: ModelInputs,
+    payloads: list[dict[str, Any]],
+    ids: list[str],
+    *,
+    baseline_name: str,
+    candidate_name: str,
+    progress: Callable[[int], None] | None = None,
+) -> ModelScores:
+    from adaptergate.adapters import check_base_hash, inspect_base, validate_adapter
+    from adaptergate.metrics import build_metric, gold_of
+    from adaptergate.runner import AdapterRunner, GenerationSettings
+
+    metric = build_metric(inputs.metric)
+    base_path = Path(inputs.base_model)
+    base = inspect_base(base_path, allow_pickle=inputs.allow_pickle)
+    if inputs.base_sha256:
+        check_base_hash(base, inputs.base_sha256)
+    b_info = validate_adapter(inputs.baseline_adapter, base, allow_pickle=inputs.allow_pickle, name="baseline adapter")
+    c_info = validate_adapter(inputs.candidate_adapter, base, allow_pickle=inputs.allow_pickle, name="candidate adapter")
+
+    metric.check_golds(payloads, ids)  # every unusable gold at once, before any model is loaded
+    golds: list[Any] = [gold_of(p) for p in payloads]
+    if metric.exact_match_gold and metric.spec.options.get("strip", True):
+        # the metric compares stripped text: force the stripped gold
+        golds = [g.strip() if isinstance(g, str) else g for g in golds]
+    mode = inputs.mode
+    if mode not in ("auto", "generate", "teacher-forced"):
+        raise InvalidInputError(f"--eval-mode must be auto, generate or teacher-forced, got {mode!r}")
+    tf_ok = metric.exact_match_gold and all(isinstance(g, str) for g in golds) and not inputs.stop
+    if mode == "teacher-forced" and not tf_ok:
+        raise InvalidInputError(
+            "teacher-forced scoring is exact match against one gold string per query: use --metric exact"
+            " (no normalisation options), string gold answers and no stop strings, or --eval-mode generate"
+        )
+    if mode == "auto":
+        mode = "teacher-forced" if tf_ok else "generate"
+
+    cache_path = _cache_path(inputs, base.sha256, b_info.sha256, mode, str(metric))
+    cache = _read_cache(cache_path)
+    hashes = [query_hash(p) for p in payloads]
+    todo_base = [i for i, h in enumerate(hashes) if h not in cache]
+
+    settings = GenerationSettings(
+        max_new_tokens=inputs.max_new_tokens, stop=inputs.stop, chat_template=inputs.chat_template,
+        batch_size=inputs.batch_size, dtype=inputs.dtype, device=inputs.device, quantize=inputs.quantize,
+        threads=inputs.threads,
+    )
+    runner = AdapterRunner(
+        base_path, {baseline_name: Path(inputs.baseline_adapter), candidate_name: Path(inputs.candidate_adapter)},
+        settings,
+    )
+    n = len(payloads)
+    rows = todo_base + list(range(n))
+    names = [baseline_name] * len(todo_base) + [candidate_name] * n
+    prompts = [_prompt_of(payloads[i], ids[i]) for i in rows]
+    outputs: list[str | None]
+    if mode == "teacher-forced":
+        passed, _ = runner.teacher_forced(prompts, [golds[i] for i in rows], names, progress=progress)
+        scores = [1.0 if ok else 0.0 for ok in passed]
+        outputs = [None] * len(rows)
+    else:
+        max_new = inputs.max_new_tokens or _max_new_tokens(runner, golds)
+        outputs = list(runner.generate(prompts, names, max_new_tokens=max_new, progress=progress))
+        scores = [float(metric(out, payloads[i], query_id=ids[i])) for out, i in zip(outputs, rows)]
+
+    base_scores = np.empty(n)
+    base_out: list[str | None] = [None] * n
+    for i, h in enumerate(hashes):
+        if h in cache:
+            base_scores[i], base_out[i] = cache[h]
+    fresh = []
+    for k, i in enumerate(todo_base):
+        base_scores[i], base_out[i] = scores[k], outputs[k]
+        fresh.append(json.dumps({"q": hashes[i], "score": scores[k], "output": outputs[k]}, ensure_ascii=False))
+    if fresh:
+        locked_append(cache_path, fresh)
+    off = len(todo_base)
+    cand_scores = np.asarray(scores[off:], dtype=np.float64)
+    cand_out = outputs[off:]
+
+    if mode == "teacher-forced":
+        # show what the adapters actually answer where the candidate regressed
+        bad = [i for i in range(n) if cand_scores[i] < base_scores[i]]
+        if bad:
+            max_new = _max_new_tokens(runner, [golds[i] for i in bad])
+            texts = runner.generate(
+                [_prompt_of(payloads[i], ids[i]) for i in bad] * 2,
+                [baseline_name] * len(bad) + [candidate_name] * len(bad),
+                max_new_tokens=max_new,
+            )
+            for k, i in enumerate(bad):
+                base_out[i] = texts[k]
+                cand_out[i] = texts[len(bad) + k]
+    return ModelScores(
+        baseline=base_scores, candidate=cand_scores, baseline_outputs=base_out, candidate_outputs=cand_out,
+        mode=mode, cached_baseline=n - len(todo_base),
+        info={
+            "base_model": str(base_path), "base_sha256": base.sha256,
+            "baseline_adapter_sha256": b_info.sha256, "candidate_adapter_sha256": c_info.sha256,
+            "metric": str(metric), "mode": mode, "device": runner.device,
+            "cached_baseline_queries": n - len(todo_base), "forward_passes": runner.stats.forward_passes,
+            "seconds": round(runner.stats.seconds, 3),
+        },
+    )
+
+
+def _prompt_of(payload: dict[str, Any], qid: str) -> str:
+    from adaptergate.patterns import query_text
+
+    text = query_text(payload)
+    if text is None:
+        raise InvalidInputError(f"query {qid!r} has no prompt (prompt, question, text or query)")
+    return text
+
+
+def _max_new_tokens(runner: Any, golds: list[Any]) -> int:
+    """Longest gold answer in tokens, plus one for EOS (plus a little room for near misses)."""
+    texts = [g if isinstance(g, str) else json.dumps(g) for g in golds]
+    if not texts:
+        return 64
+    lengths = [len(x) for x in runner.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    return max(lengths) + 1

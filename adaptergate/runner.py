@@ -1,0 +1,329 @@
+"""The model runner: one base model, two LoRA adapters, batched evaluation.
+
+The only module that imports torch, transformers and peft (inside
+functions: ``import adaptergate`` stays light).
+
+* The base is loaded once; both adapters attach to one ``PeftModel`` under
+  their own names, and baseline and candidate rows share mixed-adapter
+  batches (``adapter_names=``).
+* Greedy generation with left padding, batches sorted by prompt length,
+  ``max_new_tokens`` from the longest gold answer plus EOS, stop strings.
+* Teacher-forced exact match: one forward pass over prompt + gold + EOS; a
+  query passes iff the argmax at every gold position (and at EOS) is the gold
+  token — what greedy decoding would produce — and the gold log-probability
+  comes for free as a confidence margin.
+
+Traps handled: a tokenizer without a pad token (EOS is used), right padding
+(forced to the left), a failed mixed-adapter call (the adapter state is
+restored before retrying one adapter at a time), thread oversubscription on
+small CPU machines (``torch.set_num_threads``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adaptergate.errors import EvaluationError, InvalidInputError
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    chat_template: bool = False
+    batch_size: int = 16
+    dtype: str | None = None  # "float32" | "bfloat16" | "float16"; default: bf16 on GPU, fp32 on CPU
+    device: str | None = None  # "cpu" | "cuda" | "auto"
+    quantize: str | None = None  # "4bit" | "8bit"
+    threads: int | None = None
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": self.max_new_tokens, "stop": list(self.stop),
+            "chat_template": self.chat_template, "dtype": self.dtype, "quantize": self.quantize,
+        }
+
+
+@dataclass
+class RunnerStats:
+    forward_passes: int = 0
+    generated_tokens: int = 0
+    mixed_batch_fallbacks: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0")
+
+
+class AdapterRunner:
+    """A base model with named LoRA adapters, ready for batched evaluation."""
+
+    def __init__(self, base: str | Path, adapters: dict[str, Path], settings: GenerationSettings | None = None) -> None:
+        try:
+            import torch
+            import transformers
+            from peft import PeftModel
+        except ImportError as exc:
+            raise InvalidInputError(
+                f"model inputs need the ML stack ({exc.name} is missing): pip install 'adaptergate[peft]'"
+            ) from None
+        self.settings = settings or GenerationSettings()
+        self.torch = torch
+        _quiet_transformers(transformers)
+        self.stats = RunnerStats()
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        cuda = torch.cuda.is_available()
+        device = self.settings.device or ("cuda" if cuda else "cpu")
+        if device == "cuda" and not cuda:
+            raise InvalidInputError("--device cuda was asked for but no CUDA device is visible")
+        self.device = device
+        dtype_name = self.settings.dtype or ("bfloat16" if device == "cuda" else "float32")
+        dtype = getattr(torch, dtype_name, None)
+        if dtype is None:
+            raise InvalidInputError(f"unknown --dtype {dtype_name!r}")
+        local = Path(str(base)).is_dir()
+        kwargs: dict[str, Any] = {"local_files_only": local or _offline()}
+        try:
+            tok = transformers.AutoTokenizer.from_pretrained(str(base), **kwargs)
+        except Exception as exc:  # noqa: BLE001 - report any loader failure as one line
+            raise EvaluationError(f"cannot load the tokenizer of {base}: {type(exc).__name__}: {exc}") from exc
+        tok.padding_side = "left"  # right padding silently breaks batched generation
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        if tok.eos_token_id is None:
+            raise InvalidInputError(f"tokenizer of {base} has no EOS token: cannot tell where an answer ends")
+        self.tokenizer = tok
+        model_kwargs: dict[str, Any] = dict(kwargs, dtype=dtype)
+        if self.settings.quantize:
+            if device != "cuda":
+                raise InvalidInputError("--quantize needs a CUDA device (bitsandbytes)")
+            try:
+                from transformers import BitsAndBytesConfig
+            except ImportError:  # pragma: no cover
+                raise InvalidInputError("--quantize needs bitsandbytes: pip install 'adaptergate[quant]'") from None
+            q = self.settings.quantize
+            if q not in ("4bit", "8bit"):
+                raise InvalidInputError(f"--quantize must be 4bit or 8bit, got {q!r}")
+            model_kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=q == "4bit", load_in_8bit=q == "8bit", bnb_4bit_compute_dtype=dtype
+            )
+            model_kwargs["device_map"] = "auto"
+        elif device == "cuda":
+            model_kwargs["device_map"] = "auto"  # accelerate places the layers
+        try:
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(base), **model_kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise EvaluationError(f"cannot load base model {base}: {type(exc).__name__}: {exc}") from exc
+        names = list(adapters)
+        if not names:
+            raise InvalidInputError("no adapters to load")
+        try:
+            peft_model = PeftModel.from_pretrained(model, str(adapters[names[0]]), adapter_name=names[0])
+            for name in names[1:]:
+                peft_model.load_adapter(str(adapters[name]), adapter_name=name)
+        except Exception as exc:  # noqa: BLE001
+            raise EvaluationError(f"cannot attach adapters: {type(exc).__name__}: {exc}") from exc
+        if "device_map" not in model_kwargs:
+            peft_model.to(device)
+        peft_model.eval()
+        self.model = peft_model
+        self.adapter_names = names
+
+    # ------------------------------------------------------------ helpers
+
+    def format_prompt(self, prompt: str) -> str:
+        if not self.settings.chat_template:
+            return prompt
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise InvalidInputError("--chat-template was asked for but the tokenizer has none")
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+
+    def _batches(self, order: list[int]) -> list[list[int]]:
+        size = max(1, self.settings.batch_size)
+        return [order[i:i + size] for i in range(0, len(order), size)]
+
+    def _call(self, fn: Callable[[list[str] | None], Any], names: list[str]) -> Any:
+        """Run with per-row adapters; on failure restore adapter state and go adapter by adapter."""
+        try:
+            return fn(names)
+        except Exception:
+            # A failed mixed-adapter call can leave PEFT's forward hooks attached:
+            # reset the active adapter before splitting the batch by adapter.
+            self.stats.mixed_batch_fallbacks += 1
+            self.model.set_adapter(self.adapter_names[0])
+            raise
+
+    # --------------------------------------------------------- generation
+
+    def generate(
+        self, prompts: Sequence[str], adapters: Sequence[str], *, max_new_tokens: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Greedy answers, one per (prompt, adapter) row, in input order."""
+        import time
+
+        torch = self.torch
+        t0 = time.perf_counter()
+        texts = [self.format_prompt(p) for p in prompts]
+        ids = self._encode(texts)
+        order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+        out: list[str | None] = [None] * len(ids)
+        pad = self.tokenizer.pad_token_id
+        eos = self.tokenizer.eos_token_id
+        for batch in self._batches(order):
+            width = max(len(ids[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                seq = ids[i]
+                input_ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+                mask[row, width - len(seq):] = 1
+            input_ids = input_ids.to(self.model.device)
+            mask = mask.to(self.model.device)
+            names = [adapters[i] for i in batch]
+
+            def run(adapter_names: list[str] | None) -> Any:
+                with torch.no_grad():
+                    return self.model.generate(
+                        input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                        do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos,
+                        adapter_names=adapter_names,
+                    )
+
+            try:
+                seqs = self._call(run, names)
+            except Exception:
+                seqs = None
+            if seqs is None:  # one adapter at a time
+                seqs_rows = [None] * len(batch)
+                for name in dict.fromkeys(names):
+                    rows = [r for r, n in enumerate(names) if n == name]
+                    self.model.set_adapter(name)
+                    with torch.no_grad():
+                        res = self.model.generate(
+                            input_ids=input_ids[rows], attention_mask=mask[rows], max_new_tokens=max_new_tokens,
+                            do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos,
+                        )
+                    for k, r in enumerate(rows):
+                        seqs_rows[r] = res[k]
+                gen = [s[width:] for s in seqs_rows]
+            else:
+                gen = [seqs[r, width:] for r in range(len(batch))]
+            for r, i in enumerate(batch):
+                toks = gen[r].tolist()
+                if eos in toks:
+                    toks = toks[: toks.index(eos)]
+                self.stats.generated_tokens += len(toks)
+                text = self.tokenizer.decode(toks, skip_special_tokens=True)
+                out[i] = _cut_at_stop(text, self.settings.stop)
+            self.stats.forward_passes += 1
+            if progress:
+                progress(len(batch))
+        self.stats.seconds += time.perf_counter() - t0
+        return [o or "" for o in out]
+
+    def teacher_forced(
+        self, prompts: Sequence[str], golds: Sequence[str], adapters: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[list[bool], list[float]]:
+        """Exact match of greedy decoding with the gold answer, in one forward pass per batch.
+
+        A row passes iff, at every gold position and at the EOS after it, the
+        argmax of the logits is the gold token: exactly the condition under
+        which greedy decoding reproduces the gold answer and stops. Also
+        returns the gold answer's log-probability.
+        """
+        import time
+
+        torch = self.torch
+        t0 = time.perf_counter()
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        p_ids = self._encode([self.format_prompt(p) for p in prompts])
+        g_ids = self.tokenizer(list(golds), add_special_tokens=False)["input_ids"]
+        seqs = [p + g + [eos] for p, g in zip(p_ids, g_ids)]
+        order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i]), i))
+        passed = [False] * len(seqs)
+        logp = [0.0] * len(seqs)
+        for batch in self._batches(order):
+            width = max(len(seqs[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                s = seqs[i]
+                input_ids[row, width - len(s):] = torch.tensor(s, dtype=torch.long)
+                mask[row, width - len(s):] = 1
+            input_ids = input_ids.to(self.model.device)
+            mask = mask.to(self.model.device)
+            names = [adapters[i] for i in batch]
+
+            def run(adapter_names: list[str] | None) -> Any:
+                with torch.no_grad():
+                    return self.model(input_ids=input_ids, attention_mask=mask, adapter_names=adapter_names).logits
+
+            try:
+                logits = self._call(run, names)
+            except Exception:
+                logits = None
+            if logits is None:
+                logits = torch.empty((len(batch), width, 0))
+                parts = {}
+                for name in dict.fromkeys(names):
+                    rows = [r for r, n in enumerate(names) if n == name]
+                    self.model.set_adapter(name)
+                    with torch.no_grad():
+                        parts[name] = (rows, self.model(input_ids=input_ids[rows], attention_mask=mask[rows]).logits)
+                vocab = next(iter(parts.values()))[1].shape[-1]
+                logits = torch.empty((len(batch), width, vocab), dtype=next(iter(parts.values()))[1].dtype)
+                for rows, lg in parts.values():
+                    for k, r in enumerate(rows):
+                        logits[r] = lg[k]
+            logits = logits.float()
+            log_probs = torch.log_softmax(logits, dim=-1)
+            for row, i in enumerate(batch):
+                n_target = len(g_ids[i]) + 1  # gold tokens + EOS
+                start = width - n_target  # first target position in the padded row
+                targets = input_ids[row, start:].to(logits.device)
+                preds = logits[row, start - 1: width - 1].argmax(dim=-1)
+                passed[i] = bool(torch.equal(preds, targets))
+                logp[i] = float(log_probs[row, start - 1: width - 1].gather(1, targets[:, None]).sum())
+            self.stats.forward_passes += 1
+            if progress:
+                progress(len(batch))
+        self.stats.seconds += time.perf_counter() - t0
+        return passed, logp
+
+
+def _quiet_transformers(transformers: Any) -> None:
+    """No weight-loading progress bars or deprecation chatter in a CI log."""
+    import warnings
+
+    transformers.logging.set_verbosity_error()
+    try:
+        transformers.utils.logging.disable_progress_bar()
+    except AttributeError:  # pragma: no cover - older transformers
+        pass
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"peft\..*")
+
+
+def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    cut = len(text)
+    for s in stops:
+        if s:
+            k = text.find(s)
+            if k != -1:
+                cut = min(cut, k)
+    return text[:cut]

@@ -1,0 +1,116 @@
+"""The gate on real adapters: a tiny Llama, two PEFT LoRA adapters trained in the test setup.
+
+Built once per session by adaptergate.tinymodel (the same builder `adaptergate
+demo` uses); the candidate was trained on data where refund answers were
+corrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from adaptergate.cli import main  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory):
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    from adaptergate.tinymodel import build_demo_assets
+
+    return build_demo_assets(tmp_path_factory.mktemp("demo") / "assets")
+
+
+def _gate(assets, capsys, *extra, cache=None):
+    argv = [
+        "gate", "--tenant", "demo", "--holdout", str(assets.holdout), "--base-model", str(assets.base_dir),
+        "--baseline-adapter", str(assets.baseline_adapter), "--candidate-adapter", str(assets.candidate_adapter),
+        "--slice-epsilon", "0.10", "--format", "json", *extra,
+    ]
+    if cache is not None:
+        argv += ["--cache-dir", str(cache)]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def test_real_adapters_reject_with_the_corrupted_intent_as_driver(assets, capsys, tmp_path):
+    code, d, err = _gate(assets, capsys, cache=tmp_path / "c1")
+    assert code == 1 and d["verdict"] == "FAIL"
+    assert d["driver_slice_tag"] == f"intent={assets.corrupted_intent}"
+    assert d["evaluation"]["mode"] == "teacher-forced"  # exact match: no decode loop
+    failing = [r for r in d["per_query"] if r["delta"] < 0]
+    assert failing and all(r["candidate_output"] is not None for r in failing)
+    assert all(r["baseline_output"] != r["candidate_output"] for r in failing)
+    assert "Traceback" not in err
+
+
+def test_teacher_forced_and_generation_give_identical_verdicts(assets, capsys, tmp_path):
+    _, tf, _ = _gate(assets, capsys, "--eval-mode", "teacher-forced", cache=tmp_path / "a")
+    _, gen, _ = _gate(assets, capsys, "--eval-mode", "generate", cache=tmp_path / "b")
+    assert tf["verdict"] == gen["verdict"] and tf["driver_slice_tag"] == gen["driver_slice_tag"]
+    assert [(r["query_id"], r["score_baseline"], r["score_candidate"]) for r in tf["per_query"]] == [
+        (r["query_id"], r["score_baseline"], r["score_candidate"]) for r in gen["per_query"]
+    ]
+    assert gen["evaluation"]["mode"] == "generate"
+
+
+def test_unchanged_baseline_is_not_rescored(assets, capsys, tmp_path):
+    cache = tmp_path / "cache"
+    _, first, _ = _gate(assets, capsys, cache=cache)
+    _, second, _ = _gate(assets, capsys, cache=cache)
+    n = first["holdout_size"]
+    assert first["evaluation"]["cached_baseline_queries"] == 0
+    assert second["evaluation"]["cached_baseline_queries"] == n
+    assert [r["score_baseline"] for r in first["per_query"]] == [r["score_baseline"] for r in second["per_query"]]
+    assert second["verdict"] == first["verdict"]
+
+
+def test_review_shows_both_answers(assets, capsys, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    _gate(assets, capsys, "--rows-out", str(rows), cache=tmp_path / "c")
+    failing = [json.loads(x) for x in rows.read_text().splitlines() if json.loads(x)["delta"] < 0]
+    qid = failing[0]["query_id"]
+    assert main(["review", "--query", qid, "--rows", str(rows), "--holdout", str(assets.holdout)]) == 0
+    out = capsys.readouterr().out
+    assert f"query {qid}" in out and "baseline:" in out and "candidate:" in out and "diff:" in out
+    assert failing[0]["candidate_output"] in out
+
+
+def test_pickle_adapter_is_refused_with_exit_2(assets, capsys, tmp_path):
+    bad = tmp_path / "pickled"
+    shutil.copytree(assets.candidate_adapter, bad)
+    (bad / "adapter_model.safetensors").rename(bad / "adapter_model.bin")
+    code = main([
+        "gate", "--tenant", "demo", "--holdout", str(assets.holdout), "--base-model", str(assets.base_dir),
+        "--baseline-adapter", str(assets.baseline_adapter), "--candidate-adapter", str(bad),
+    ])
+    err = capsys.readouterr().err
+    assert code == 2 and "pickle" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_mixed_adapter_batches_match_one_adapter_at_a_time(assets):
+    from adaptergate.holdout import load_holdout
+    from adaptergate.runner import AdapterRunner, GenerationSettings
+
+    h = load_holdout(assets.holdout)
+    prompts = [p["prompt"] for p in h.payloads[:12]]
+    runner = AdapterRunner(
+        assets.base_dir, {"b": assets.baseline_adapter, "c": assets.candidate_adapter},
+        GenerationSettings(batch_size=8, threads=1),
+    )
+    names = ["b", "c"] * 6
+    mixed = runner.generate(prompts, names, max_new_tokens=6)
+    alone = [runner.generate([p], [n], max_new_tokens=6)[0] for p, n in zip(prompts, names)]
+    assert mixed == alone and runner.stats.mixed_batch_fallbacks == 0

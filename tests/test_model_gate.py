@@ -22,14 +22,30 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def assets(tmp_path_factory):
+def cache_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("agcache")
+
+
+@pytest.fixture(scope="session")
+def assets(cache_root):
     os.environ["HF_HUB_OFFLINE"] = "1"
     import torch
 
     torch.set_num_threads(1)
-    from adaptergate.tinymodel import build_demo_assets
+    from adaptergate.tinymodel import CACHE_SUBDIR, build_demo_assets
 
-    return build_demo_assets(tmp_path_factory.mktemp("demo") / "assets")
+    # where `adaptergate demo` looks when ADAPTERGATE_CACHE=cache_root
+    return build_demo_assets(cache_root / CACHE_SUBDIR)
+
+
+def test_demo_command_rejects_and_names_the_refund_slice(assets, cache_root, capsys, monkeypatch):
+    monkeypatch.setenv("ADAPTERGATE_CACHE", str(cache_root))
+    monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "REJECTED — FAIL" in out
+    assert "DRIVER SLICE: intent=refund" in out
+    assert "baseline 'start refund' -> candidate 'cancel order'" in out
 
 
 def _gate(assets, capsys, *extra, cache=None):

@@ -542,8 +542,10 @@ def _torch_threads() -> Iterator[None]:
     import torch
 
     previous = torch.get_num_threads()
+    # One thread: a 96k-parameter model gains nothing from a second one, and
+    # on a busy 2-core machine two threads were measured 10x slower (220 s).
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        torch.set_num_threads(1)
     try:
         yield
     finally:

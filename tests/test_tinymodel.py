@@ -168,11 +168,6 @@ def test_files_exist_and_load_offline(built, loaded):
     assert not list(assets.root.parent.glob(".*build*"))
 
 
-def test_build_time(built):
-    _, seconds, _ = built
-    assert seconds < 60, f"first build took {seconds:.1f}s"
-
-
 def test_accuracy_story(loaded, answers):
     _, _, rows = loaded
     corrupted = tinymodel.CORRUPTED_INTENT

@@ -154,6 +154,17 @@ class AdapterRunner:
         size = max(1, self.settings.batch_size)
         return [order[i:i + size] for i in range(0, len(order), size)]
 
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[Any, Any, int]:
+        """Token ids and attention mask, padded on the left, on the model's device."""
+        torch = self.torch
+        width = max(len(x) for x in seqs)
+        input_ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            input_ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq):] = 1
+        return input_ids.to(self.model.device), mask.to(self.model.device), width
+
     def _call(self, fn: Callable[[list[str] | None], Any], names: list[str]) -> Any:
         """Run with per-row adapters; on failure restore adapter state and go adapter by adapter."""
         try:
@@ -183,15 +194,7 @@ class AdapterRunner:
         pad = self.tokenizer.pad_token_id
         eos = self.tokenizer.eos_token_id
         for batch in self._batches(order):
-            width = max(len(ids[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                seq = ids[i]
-                input_ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-                mask[row, width - len(seq):] = 1
-            input_ids = input_ids.to(self.model.device)
-            mask = mask.to(self.model.device)
+            input_ids, mask, width = self._left_pad([ids[i] for i in batch])
             names = [adapters[i] for i in batch]
 
             def run(adapter_names: list[str] | None) -> Any:
@@ -250,7 +253,6 @@ class AdapterRunner:
         torch = self.torch
         t0 = time.perf_counter()
         eos = self.tokenizer.eos_token_id
-        pad = self.tokenizer.pad_token_id
         p_ids = self._encode([self.format_prompt(p) for p in prompts])
         g_ids = self.tokenizer(list(golds), add_special_tokens=False)["input_ids"]
         seqs = [p + g + [eos] for p, g in zip(p_ids, g_ids)]
@@ -258,15 +260,7 @@ class AdapterRunner:
         passed = [False] * len(seqs)
         logp = [0.0] * len(seqs)
         for batch in self._batches(order):
-            width = max(len(seqs[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                s = seqs[i]
-                input_ids[row, width - len(s):] = torch.tensor(s, dtype=torch.long)
-                mask[row, width - len(s):] = 1
-            input_ids = input_ids.to(self.model.device)
-            mask = mask.to(self.model.device)
+            input_ids, mask, width = self._left_pad([seqs[i] for i in batch])
             names = [adapters[i] for i in batch]
 
             def run(adapter_names: list[str] | None) -> Any:

@@ -38,7 +38,10 @@ app = typer.Typer(
 )
 holdout_app = typer.Typer(help="Manage a tenant's held-out queries.", no_args_is_help=True)
 replay_app = typer.Typer(help="Inspect rejected updates.", no_args_is_help=True)
-demo_app = typer.Typer(help="Run the bundled demos (no model, no network).", invoke_without_command=True)
+demo_app = typer.Typer(
+    help="Run the bundled demos, offline (the default builds a tiny model and two real LoRA adapters).",
+    invoke_without_command=True,
+)
 app.add_typer(holdout_app, name="holdout")
 app.add_typer(replay_app, name="replay")
 app.add_typer(demo_app, name="demo")

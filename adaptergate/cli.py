@@ -196,10 +196,8 @@ def gate(
 ) -> None:
     """Evaluate a candidate adapter against the baseline. Exit 0 accepted, 1 rejected."""
     from adaptergate.gate import GateRequest, run_gate
-    from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
-    from adaptergate.models import GateConfig
-
     from adaptergate.config import tenant_settings
+    from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
 
     given = {
         "decision": decision_rule, "alpha": alpha, "on_inconclusive": on_inconclusive,
@@ -391,8 +389,6 @@ def holdout_list(
     max_line_bytes: int = MAX_LINE_OPT,
 ) -> None:
     """List the queries, one JSON object per line."""
-    from adaptergate.holdout import load_holdout
-
     h = _load_or_empty(holdout_path, tenant, max_line_bytes)
     out = sys.stdout
     for i, qid in enumerate(h.ids):

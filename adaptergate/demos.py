@@ -425,7 +425,6 @@ def run_classifier(console: Console) -> int:
         " batch that relabelled refund requests without an order number as order_status.",
     )
     train, holdout_rows = build_support_data()
-    models = support_adapters()
     n_contaminated = sum(a != b for a, b in zip(contaminated_labels(train), (r["intent"] for r in train)))
     _say(
         console,

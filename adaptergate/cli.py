@@ -23,7 +23,6 @@ from adaptergate.errors import (
     AdaptergateError,
     ExitCode,
     InvalidInputError,
-    ScorerError,
     UsageError,
     exit_code_for,
 )
@@ -195,25 +194,10 @@ def gate(
     quiet: bool = typer.Option(False, "--quiet", help="Alias for --format json (0.5.4)."),
 ) -> None:
     """Evaluate a candidate adapter against the baseline. Exit 0 accepted, 1 rejected."""
-    from adaptergate.gate import GateRequest, run_gate
-    from adaptergate.config import tenant_settings
-    from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
+    from adaptergate.job import GateJob, run_job
 
-    given = {
-        "decision": decision_rule, "alpha": alpha, "on_inconclusive": on_inconclusive,
-        "multiplicity": multiplicity, "epsilon": epsilon, "slice_epsilon": slice_epsilon,
-        "slice_min_size": slice_min_size, "min_holdout_size": min_holdout_size, "strict": strict,
-        "pass_threshold": pass_threshold,
-    }
-    # command line > --config file > built-in defaults
-    settings = {**tenant_settings(config_path, tenant), **{k: v for k, v in given.items() if v is not None}}
-    config = _config(
-        **settings, require_calibration=require_calibration, sample=sample_n, sample_seed=sample_seed,
-    )
     model = None
     if base_model is not None:
-        if scorer_spec is not None:
-            raise UsageError("give either --scorer or --base-model with adapters, not both")
         if baseline_adapter is None or candidate_adapter is None:
             raise UsageError("--base-model needs --baseline-adapter and --candidate-adapter")
         from adaptergate.model_scoring import ModelInputs
@@ -224,32 +208,21 @@ def gate(
             chat_template=chat_template, batch_size=batch_size, dtype=dtype, device=device, quantize=quantize,
             allow_pickle=allow_pickle, base_sha256=base_sha256, cache_dir=cache_dir,
         )
-        candidate = candidate or candidate_adapter.name
-        baseline = baseline or baseline_adapter.name
-    elif scorer_spec is None:
-        raise UsageError("give --scorer module:function, or --base-model with --baseline-adapter and --candidate-adapter")
-    if candidate is None:
-        raise UsageError("Missing option '--candidate'")
-    request = GateRequest(
-        tenant=tenant, candidate=candidate, baseline=baseline, holdout_path=holdout_path,
-        scorer_spec=scorer_spec or "", config=config, max_line_bytes=max_line_bytes, repeats=repeats, model=model,
+    job = GateJob(
+        tenant=tenant, holdout_path=holdout_path, candidate=candidate, baseline=baseline,
+        scorer_spec=scorer_spec, model=model,
+        settings={
+            "decision": decision_rule, "alpha": alpha, "on_inconclusive": on_inconclusive,
+            "multiplicity": multiplicity, "epsilon": epsilon, "slice_epsilon": slice_epsilon,
+            "slice_min_size": slice_min_size, "min_holdout_size": min_holdout_size, "strict": strict,
+            "pass_threshold": pass_threshold,
+        },
+        config_path=config_path, require_calibration=require_calibration, sample=sample_n,
+        sample_seed=sample_seed, repeats=repeats, max_line_bytes=max_line_bytes,
+        audit_log=audit_log, replay_path=replay_path, rows_out=rows_out,
     )
-    try:
-        with _progress(enabled=model is not None) as tick:
-            decision = run_gate(request, progress=tick)
-    except ScorerError as exc:
-        if audit_log is not None:
-            AuditLog(audit_log).append_error(
-                tenant_id=tenant, candidate_id=candidate, baseline_id=baseline,
-                error=exc.message, exit_code=int(exc.exit_code), traceback_text=exc.traceback_text,
-            )
-        raise
-    if audit_log is not None:
-        AuditLog(audit_log).append(decision)
-    if replay_path is not None and not decision.accepted:
-        ReplayBuffer(replay_path, tenant_id=tenant).add(decision)
-    if rows_out is not None:
-        write_rows(rows_out, decision)
+    with _progress(enabled=model is not None) as tick:
+        decision = run_job(job, progress=tick)
     fmt = Format.json if quiet else output_format
     _emit(decision, fmt, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days)
     raise typer.Exit(int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED))
@@ -285,19 +258,6 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def _config(**kwargs: Any):
-    from pydantic import ValidationError
-
-    from adaptergate.models import GateConfig
-
-    try:
-        return GateConfig(**kwargs)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        name = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "option"
-        raise UsageError(f"invalid {name}: {err['msg']} (got {err.get('input')!r})") from None
 
 
 def _emit(decision: Any, fmt: Format, *, show_failures: int, staleness_threshold_days: int) -> None:
@@ -550,9 +510,8 @@ def review(
     holdout_path: Optional[Path] = typer.Option(None, "--holdout", help="Show the prompt and gold answer too."),
 ) -> None:
     """Baseline and candidate answers side by side for a query, with a word diff."""
-    import difflib
-
     from adaptergate.ledger import read_rows
+    from adaptergate.wording import word_diff
 
     if (rows_path is None) == (decision_path is None):
         raise UsageError("give exactly one of --rows FILE or --decision FILE")
@@ -593,16 +552,8 @@ def review(
             continue
         con.print(f"baseline:  {b}", markup=False, highlight=False)
         con.print(f"candidate: {c}", markup=False, highlight=False)
-        diff = []
-        sm = difflib.SequenceMatcher(a=(b or "").split(), b=(c or "").split(), autojunk=False)
-        for op, i1, i2, j1, j2 in sm.get_opcodes():
-            a_words, b_words = " ".join(sm.a[i1:i2]), " ".join(sm.b[j1:j2])
-            if op == "equal":
-                diff.append(a_words)
-            if op in ("delete", "replace"):
-                diff.append(f"[-{a_words}-]")
-            if op in ("insert", "replace"):
-                diff.append(f"{{+{b_words}+}}")
+        marks = {"=": "{}", "-": "[-{}-]", "+": "{{+{}+}}"}
+        diff = [marks[op].format(words) for op, words in word_diff(b, c)]
         con.print(f"diff:      {' '.join(x for x in diff if x)}", markup=False, highlight=False)
 
 

@@ -31,9 +31,10 @@ from adaptergate.decision import (
     decide_threshold,
 )
 from adaptergate.errors import InvalidInputError, UsageError
-from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES, Holdout, load_holdout
+from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES, GOLD_KEYS, Holdout, load_holdout
 from adaptergate.models import (
     Evidence,
+    FailingExample,
     FailurePattern,
     GateConfig,
     GateDecision,
@@ -156,6 +157,13 @@ def _run_with_adapters(
         if b_out is not None or c_out is not None:
             row["baseline_output"] = b_out
             row["candidate_output"] = c_out
+    outputs = {
+        str(row["query_id"]): row for row in decision.per_query if "candidate_output" in row
+    } if decision.examples else {}
+    for ex in decision.examples:
+        row = outputs.get(str(ex.query_id))
+        if row is not None:
+            ex.baseline_output, ex.candidate_output = row["baseline_output"], row["candidate_output"]
     decision.evaluation = scores.info
     return decision
 
@@ -260,10 +268,44 @@ def build_decision(
         duplicate_slice_details=findings,
         staleness_days=full.staleness_days(),
         warnings=warnings,
+        examples=_examples(index, core.driver, holdout, baseline, candidate, regressed),
     )
     # Built from validated arrays: assigned without re-validating a million rows.
     decision.per_query = rows
     return decision
+
+
+MAX_EXAMPLES = 5
+"""Regressed queries shown with their prompt (and both answers, with real adapters)."""
+
+MAX_EXAMPLE_TEXT = 2_000
+"""Prompts and gold answers longer than this are cut in examples."""
+
+
+def _clip(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_EXAMPLE_TEXT:
+        return value[:MAX_EXAMPLE_TEXT] + "…"
+    return value
+
+
+def _examples(
+    index: SliceIndex, driver: int | None, holdout: Holdout, baseline: np.ndarray, candidate: np.ndarray,
+    regressed: np.ndarray,
+) -> list[FailingExample]:
+    """The worst regressed queries of the driver slice (of the holdout when there is none)."""
+    pool = index.members(driver) if driver is not None else np.arange(len(holdout.ids))
+    failing = pool[regressed[pool]]
+    delta = candidate[failing] - baseline[failing]
+    picked = failing[np.argsort(delta, kind="stable")[:MAX_EXAMPLES]]
+    out = []
+    for i in picked.tolist():
+        payload = holdout.payloads[i]
+        out.append(FailingExample(
+            query_id=holdout.ids[i], line=holdout.lines[i], prompt=_clip(query_text(payload)),
+            gold=_clip(next((payload[k] for k in GOLD_KEYS if payload.get(k) is not None), None)),
+            score_baseline=float(baseline[i]), score_candidate=float(candidate[i]),
+        ))
+    return out
 
 
 MAX_PASSING_FOR_PATTERN = 10_000

@@ -118,6 +118,19 @@ class FailurePattern(BaseModel):
     summary: str = ""
 
 
+class FailingExample(BaseModel):
+    """One regressed query shown to a reviewer: what was asked, what each adapter said."""
+
+    query_id: Any
+    line: int | None = None
+    prompt: str | None = None
+    gold: Any = None
+    score_baseline: float
+    score_candidate: float
+    baseline_output: str | None = None
+    candidate_output: str | None = None
+
+
 class SliceAttribution(BaseModel):
     """Per-slice result. The first eight fields are 0.5.4's."""
 
@@ -240,6 +253,9 @@ class GateDecision(BaseModel):
         None, description="How scores were produced with real adapters: hashes, metric, mode, cache hits."
     )
     warnings: list[GateWarning] = Field(default_factory=list)
+    examples: list[FailingExample] = Field(
+        default_factory=list, description="A few regressed queries of the driver slice (else any), worst first."
+    )
     per_query: list[QueryRow] = Field(
         default_factory=list, description="Per-query scores; last, so huge lists end the document."
     )

@@ -631,6 +631,7 @@ def _context(
         "aggregate_rule": "strict" if _strict_rejected(decision) else "aggregate",
         "aggregate_message": _aggregate_message(decision),
         "long_limit": MD_LONG_TEXT_LIMIT,
+        "word_diff": wording.word_diff,
     }
 
 

@@ -97,3 +97,19 @@ def strict_statement(k: int, pass_threshold: float) -> str:
         f"strict mode: {k} quer{'y' if k == 1 else 'ies'} that passed on the baseline"
         f" (score ≥ {pass_threshold:g}) {'fails' if k == 1 else 'fail'} on the candidate"
     )
+
+
+def word_diff(before: str | None, after: str | None) -> list[tuple[str, str]]:
+    """A word-level diff: ``(op, words)`` with op ``=``, ``-`` (only before) or ``+`` (only after)."""
+    import difflib
+
+    sm = difflib.SequenceMatcher(a=(before or "").split(), b=(after or "").split(), autojunk=False)
+    out: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in sm.get_opcodes():
+        if op == "equal":
+            out.append(("=", " ".join(sm.a[i1:i2])))
+        if op in ("delete", "replace"):
+            out.append(("-", " ".join(sm.a[i1:i2])))
+        if op in ("insert", "replace"):
+            out.append(("+", " ".join(sm.b[j1:j2])))
+    return out

@@ -1,0 +1,122 @@
+"""One gate job as the CLI and the GitHub Action run it.
+
+:class:`GateJob` holds everything a caller chose (ids, holdout, scorer or
+model, the decision settings given explicitly, the files to record to);
+:func:`run_job` resolves the settings (given > ``--config`` file > built-in
+defaults), runs :func:`adaptergate.gate.run_gate` and records the outcome in
+the audit log, the replay buffer and the rows file. Both front ends stay thin:
+``adaptergate gate`` parses flags into a job, the action parses ``INPUT_*``
+variables into the same job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adaptergate.errors import ScorerError, UsageError
+from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES
+from adaptergate.model_scoring import ModelInputs
+from adaptergate.models import GateConfig, GateDecision
+
+__all__ = ["GateJob", "SETTING_NAMES", "gate_config", "run_job"]
+
+SETTING_NAMES: tuple[str, ...] = (
+    "decision", "alpha", "on_inconclusive", "multiplicity", "epsilon", "slice_epsilon",
+    "slice_min_size", "min_holdout_size", "strict", "pass_threshold",
+)
+"""Decision settings a tenant's ``--config`` file may hold (given values win)."""
+
+
+@dataclass(frozen=True)
+class GateJob:
+    tenant: str
+    holdout_path: Path
+    candidate: str | None = None
+    baseline: str | None = None
+    scorer_spec: str | None = None
+    model: ModelInputs | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Decision settings given explicitly (names from :data:`SETTING_NAMES`); None = not given."""
+    config_path: Path | None = None
+    require_calibration: bool = True
+    sample: int | None = None
+    sample_seed: str | None = None
+    repeats: int = 1
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    audit_log: Path | None = None
+    replay_path: Path | None = None
+    rows_out: Path | None = None
+
+
+def gate_config(**kwargs: Any) -> GateConfig:
+    """A :class:`GateConfig`, with a bad value reported as one usage line."""
+    from pydantic import ValidationError
+
+    try:
+        return GateConfig(**kwargs)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "option"
+        raise UsageError(f"invalid {name}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def _request(job: GateJob):
+    from adaptergate.config import tenant_settings
+    from adaptergate.gate import GateRequest
+
+    unknown = set(job.settings) - set(SETTING_NAMES)
+    if unknown:
+        raise UsageError("unknown decision setting(s): " + ", ".join(sorted(unknown)))
+    given = {k: v for k, v in job.settings.items() if v is not None}
+    settings = {**tenant_settings(job.config_path, job.tenant), **given}
+    config = gate_config(
+        **settings, require_calibration=job.require_calibration, sample=job.sample, sample_seed=job.sample_seed,
+    )
+    candidate, baseline = job.candidate, job.baseline
+    if job.model is not None:
+        if job.scorer_spec:
+            raise UsageError("give either --scorer or --base-model with adapters, not both")
+        candidate = candidate or job.model.candidate_adapter.name
+        baseline = baseline or job.model.baseline_adapter.name
+    elif not job.scorer_spec:
+        raise UsageError(
+            "give --scorer module:function, or --base-model with --baseline-adapter and --candidate-adapter"
+        )
+    if candidate is None:
+        raise UsageError("Missing option '--candidate'")
+    return GateRequest(
+        tenant=job.tenant, candidate=candidate, baseline=baseline, holdout_path=job.holdout_path,
+        scorer_spec=job.scorer_spec or "", config=config, max_line_bytes=job.max_line_bytes,
+        repeats=job.repeats, model=job.model,
+    )
+
+
+def run_job(job: GateJob, *, progress: Callable[[int], None] | None = None) -> GateDecision:
+    """Gate, then record: audit log (decision or scorer failure), replay buffer, rows.
+
+    Raises what :func:`~adaptergate.gate.run_gate` raises; a scorer failure
+    is written to the audit log first.
+    """
+    from adaptergate.gate import run_gate
+    from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
+
+    request = _request(job)
+    try:
+        decision = run_gate(request, progress=progress)
+    except ScorerError as exc:
+        if job.audit_log is not None:
+            AuditLog(job.audit_log).append_error(
+                tenant_id=request.tenant, candidate_id=request.candidate, baseline_id=request.baseline,
+                error=exc.message, exit_code=int(exc.exit_code), traceback_text=exc.traceback_text,
+            )
+        raise
+    if job.audit_log is not None:
+        AuditLog(job.audit_log).append(decision)
+    if job.replay_path is not None and not decision.accepted:
+        ReplayBuffer(job.replay_path, tenant_id=request.tenant).add(decision)
+    if job.rows_out is not None:
+        write_rows(job.rows_out, decision)
+    return decision

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import math
+
 import numpy as np
 
 from adaptergate.errors import InvalidInputError, ScorerError
@@ -120,8 +122,8 @@ def _check(values: np.ndarray, ids: Sequence[str], scorer: Scorer, adapter_id: s
     bad = ~np.isfinite(values) | (values < 0.0) | (values > 1.0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        v = values[i]
-        what = "NaN" if np.isnan(v) else ("an infinite value" if np.isinf(v) else f"{v!r}, outside [0, 1]")
+        v = float(values[i])
+        what = "NaN" if math.isnan(v) else ("an infinite value" if math.isinf(v) else f"{v!r}, outside [0, 1]")
         more = int(bad.sum()) - 1
         raise ScorerError(
             f"scorer {scorer.spec} returned {what} for query {ids[i]!r} (adapter {adapter_id!r})"

@@ -1104,10 +1104,11 @@ def test_stat_many_slices_show_fail_and_unsettled_first(stat_unsettled, stat_fai
     noisy_at = md.index("| intent=noisy |")
     assert "Failed or not settled (1):" in md
     if fmt == "pr-comment":
-        assert md.count("<details>") == md.count("</details>") == 1
-        assert noisy_at < md.index("<details>")  # visible
-        assert "<summary>Show the other 21 slices</summary>" in md
-        assert md.index("| topic=t000 |") > md.index("<details>")
+        # one fold for the failing queries (when there are any), one for the slices
+        assert md.count("<details>") == md.count("</details>") == 1 + bool(d.examples)
+        folded = md.index("<summary>Show the other 21 slices</summary>")
+        assert noisy_at < folded  # visible
+        assert md.index("| topic=t000 |") > folded
     else:
         assert "<details>" not in md and "Other slices:" in md
         assert noisy_at < md.index("| topic=t000 |")
@@ -1122,7 +1123,7 @@ def test_stat_many_slices_show_fail_and_unsettled_first(stat_unsettled, stat_fai
 
 def test_stat_few_slices_one_table(stat_unsettled):
     pr = render(stat_unsettled, "pr-comment")
-    assert "<details>" not in pr and "Failed or not settled" not in pr
+    assert "slices</summary>" not in pr and "Failed or not settled" not in pr
 
 
 def test_stat_pr_comment_stays_under_github_limit(stat_fail):
@@ -1251,3 +1252,29 @@ def test_stat_user_text_is_inert(tmp_path):
     out, _ = _wide_human(d)
     assert "\x1b" not in out
     assert "[bold]x[/bold] [red]y \\x1b[31mz: Δ=-1.000" in out  # the statement, literally
+
+
+# --------------------------------------------------------------------------
+# Failing examples (prompt, gold, both answers, word diff)
+# --------------------------------------------------------------------------
+
+
+def test_examples_are_the_worst_driver_queries_and_render_inert(tmp_path):
+    rows = _rows({"intent=refund": 12, "intent=other": 28})
+    rows[0]["prompt"] = EVIL
+    rows[0]["gold"] = "start refund @team"
+    drops = {f"refund{i}": 0.05 * i for i in range(12)}  # refund0 is the worst
+    d = _stat_gate(tmp_path, rows, lambda q: drops.get(q["id"], 1.0), slice_epsilon=0.1)
+    assert d.driver_slice_tag == "intent=refund"
+    assert [e.query_id for e in d.examples] == ["refund0", "refund1", "refund2", "refund3", "refund4"]
+    assert d.examples[0].line == 1 and d.examples[0].prompt == EVIL
+    d.examples[0].baseline_output = "start refund <b>now</b>"
+    d.examples[0].candidate_output = "cancel order | @octocat"
+    for fmt in ("markdown", "pr-comment"):
+        md = render(d, fmt)
+        assert "<img" not in md and "<b>" not in md and "@octocat" not in md and "@team" not in md
+        assert "~~start refund &lt;b&gt;now&lt;/b&gt;~~ **cancel order &#124; @\u200boctocat**" in md
+        assert "refund0" in md and "(line 1)" in md
+    assert ("<summary>5 failing queries, worst first</summary>" in render(d, "pr-comment"))
+    # the audit record keeps them (a few kilobytes)
+    assert d.compact().examples == d.examples

@@ -356,7 +356,7 @@ def run_model(label: str, base: Path, adapters: dict[str, Path], ids: Sequence[s
     for res in results.values():
         for ex in res.examples:
             say(f"  DIFFERS ({res.mode}): {ex}")
-    del runner
+    runner = None  # free the model before the next size
     return {
         "label": label, "params": params, "queries": n, "evaluations": R, "max_new_tokens": max_new_tokens,
         "batch_size": batch_size, "load_s": round(load_s, 2), "note": loop_note,

@@ -44,9 +44,9 @@ EPS, SLICE_EPS, MIN_SIZE, ALPHA = 0.02, 0.10, 3, 0.05
 
 def slices_for(n: int, rng: np.random.Generator) -> list[tuple[str, ...]]:
     i = rng.integers(30, size=n)
-    l = rng.integers(10, size=n)
+    lg = rng.integers(10, size=n)
     d = rng.integers(10, size=n)
-    return [(f"intent=i{a}", f"lang=l{b}", f"difficulty=d{c}") for a, b, c in zip(i, l, d)]
+    return [(f"intent=i{a}", f"lang=l{b}", f"difficulty=d{c}") for a, b, c in zip(i, lg, d)]
 
 
 def draw(kind: str, n: int, rng: np.random.Generator):

@@ -577,6 +577,7 @@ def _context(
     staleness_threshold_days: int,
     target: str | None,
     max_slice_rows: int | None = None,
+    links: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     driver = decision.driver_slice
     show_failures = max(0, int(show_failures))
@@ -632,7 +633,15 @@ def _context(
         "aggregate_message": _aggregate_message(decision),
         "long_limit": MD_LONG_TEXT_LIMIT,
         "word_diff": wording.word_diff,
+        "run_url": _safe_url((links or {}).get("run")),
     }
+
+
+def _safe_url(url: str | None) -> str | None:
+    """An http(s) URL that cannot break out of a Markdown link (else None)."""
+    if not url or not url.startswith(("https://", "http://")):
+        return None
+    return quote(url, safe=":/?#[]@!$&'*+,;=%-._~").replace("(", "%28").replace(")", "%29")
 
 
 def _pattern_of(s: SliceAttribution) -> dict[str, Any] | None:
@@ -663,6 +672,7 @@ def render(
     show_failures: int = 5,
     staleness_threshold_days: int = 30,
     target: str | None = None,
+    links: dict[str, str] | None = None,
 ) -> str:
     """Render ``decision`` as ``json``, ``pr-comment``, ``markdown`` or ``junit``.
 
@@ -670,7 +680,8 @@ def render(
     list; ``staleness_threshold_days`` is the holdout age above which a
     warning appears; ``target`` names the surface the text is for
     (``"check-run"``, ``"step-summary"`` …) and is handed to the templates as
-    ``target`` (default: ``fmt``).
+    ``target`` (default: ``fmt``); ``links`` are trusted URLs for the footer
+    (``run``: the workflow run).
 
     Raises :class:`~adaptergate.errors.UsageError` for any other ``fmt``.
     """
@@ -688,6 +699,7 @@ def render(
         show_failures=show_failures,
         staleness_threshold_days=staleness_threshold_days,
         target=target,
+        links=links or {},
     )
     if fmt == "junit":
         return env.get_template("junit.xml.j2").render(_context(decision, **opts))

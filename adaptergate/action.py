@@ -1,0 +1,796 @@
+"""The GitHub Action's runtime: the runner's contract in, a gate job, the verdict out.
+
+The runner starts the container with the action's inputs as ``INPUT_<NAME>``
+variables (the name upper-cased, only spaces replaced, so ``base-model`` is
+``INPUT_BASE-MODEL``), the workspace mounted at ``GITHUB_WORKSPACE``, the
+triggering event at ``GITHUB_EVENT_PATH`` and two files to append to:
+``GITHUB_OUTPUT`` (step outputs) and ``GITHUB_STEP_SUMMARY`` (the job page).
+
+:func:`main` parses the inputs into a :class:`~adaptergate.job.GateJob`,
+runs it, writes the reports, the outputs, the step summary and up to ten
+log annotations on the failing queries' lines, then publishes the sticky
+pull-request comment and the check run. The exit code is the verdict's
+(0 accepted, 1 rejected, 2 invalid input, 3 evaluation failed) whatever
+happens while publishing: a GitHub outage never turns a rejection into a
+success, nor the reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from adaptergate.errors import AdaptergateError, ExitCode, UsageError, exit_code_for
+
+__all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "RunnerContext", "env_name", "main"]
+
+INPUT_NAMES: tuple[str, ...] = (
+    "tenant", "holdout",
+    "scorer", "candidate", "baseline",
+    "base-model", "baseline-adapter", "candidate-adapter", "metric", "eval-mode",
+    "max-new-tokens", "batch-size", "stop", "chat-template",
+    "dtype", "device", "quantize", "base-sha256", "allow-pickle", "cache-dir",
+    "epsilon", "slice-epsilon", "slice-min-size", "min-holdout-size", "decision", "alpha",
+    "on-inconclusive", "multiplicity", "repeats", "strict", "pass-threshold",
+    "config", "sample", "sample-seed",
+    "audit-log", "replay-path", "report-dir", "show-failures",
+    "github-token", "comment", "check-run", "check-name",
+)
+"""Every input action.yml declares (tests hold the two lists equal)."""
+
+OUTPUT_NAMES: tuple[str, ...] = (
+    "decision", "verdict", "delta", "driver-slice", "report-path", "comment-url", "check-run-url",
+    "exit-code",
+)
+
+STEP_SUMMARY_LIMIT = 1024 * 1024
+"""GitHub refuses a step summary over 1 MiB (the whole job's summaries are dropped)."""
+
+LOG_ANNOTATIONS = 10
+"""The runner shows at most 10 error annotations per step; more are dropped."""
+
+CHECK_ANNOTATIONS_MAX = 500
+"""Failing queries annotated on the check run (10 requests of 50)."""
+
+_log = logging.getLogger("adaptergate.action")
+
+
+def env_name(name: str) -> str:
+    """The variable the runner sets for input ``name`` (hyphens kept)."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+# --------------------------------------------------------------------------
+# The runner's contract
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class RunnerContext:
+    """What the runner tells a container action, read once from the environment."""
+
+    env: Mapping[str, str]
+    workspace: Path
+    event_name: str = ""
+    event: dict[str, Any] = field(default_factory=dict)
+    repository: str | None = None
+    api_url: str = "https://api.github.com"
+    server_url: str = "https://github.com"
+    sha: str | None = None
+    run_id: str | None = None
+    output_file: Path | None = None
+    summary_file: Path | None = None
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "RunnerContext":
+        import json
+
+        workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
+        event: dict[str, Any] = {}
+        path = env.get("GITHUB_EVENT_PATH")
+        if path:
+            try:
+                loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+                event = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError) as exc:
+                _log.warning("cannot read the event file %s: %s", path, exc)
+        return cls(
+            env=env,
+            workspace=workspace,
+            event_name=env.get("GITHUB_EVENT_NAME", ""),
+            event=event,
+            repository=env.get("GITHUB_REPOSITORY") or None,
+            api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+            server_url=(env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
+            sha=env.get("GITHUB_SHA") or None,
+            run_id=env.get("GITHUB_RUN_ID") or None,
+            output_file=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
+            summary_file=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
+            debug=env.get("RUNNER_DEBUG") == "1" or env.get("ADAPTERGATE_DEBUG", "") not in ("", "0"),
+        )
+
+    @property
+    def pull_request(self) -> dict[str, Any] | None:
+        pr = self.event.get("pull_request")
+        return pr if isinstance(pr, dict) and isinstance(pr.get("number"), int) else None
+
+    @property
+    def head_sha(self) -> str | None:
+        """The commit a check run belongs on: the PR head (GITHUB_SHA is the merge commit)."""
+        pr = self.pull_request
+        if pr is not None:
+            sha = (pr.get("head") or {}).get("sha")
+            if isinstance(sha, str) and sha:
+                return sha
+        return self.sha
+
+    @property
+    def from_fork(self) -> bool:
+        """A pull request whose head lives in another repository: its token is read-only."""
+        pr = self.pull_request
+        if pr is None:
+            return False
+        head_repo = (pr.get("head") or {}).get("repo")
+        if not isinstance(head_repo, dict):
+            return True  # the fork was deleted
+        base = (
+            ((pr.get("base") or {}).get("repo") or {}).get("full_name")
+            or (self.event.get("repository") or {}).get("full_name")
+            or self.repository
+        )
+        return head_repo.get("full_name") != base
+
+    @property
+    def run_url(self) -> str | None:
+        if not (self.repository and self.run_id):
+            return None
+        return f"{self.server_url}/{quote(self.repository)}/actions/runs/{quote(self.run_id)}"
+
+    def resolve(self, value: str) -> Path:
+        """A path input: absolute as given, else relative to the workspace."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.workspace / p
+
+    def relative(self, path: Path) -> str:
+        """``path`` as the repository sees it (relative to the workspace when inside it)."""
+        try:
+            return path.resolve().relative_to(self.workspace.resolve()).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+# --------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------
+
+
+class Inputs:
+    """Typed access to ``INPUT_*`` values; a bad value is one usage line naming the input."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def raw(self, name: str) -> str:
+        assert name in INPUT_NAMES, name
+        return self._env.get(env_name(name), "")
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self.raw(name).strip()
+        return value if value else default
+
+    def required(self, name: str) -> str:
+        value = self.str(name)
+        if value is None:
+            raise UsageError(f"input '{name}' is required")
+        return value
+
+    def lines(self, name: str) -> list[str]:
+        return [ln.strip() for ln in self.raw(name).splitlines() if ln.strip()]
+
+    def _convert(self, name: str, kind: Callable[[str], Any], what: str) -> Any:
+        value = self.str(name)
+        if value is None:
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise UsageError(f"input '{name}' must be {what}, got {value!r}") from None
+
+    def float(self, name: str) -> float | None:
+        return self._convert(name, float, "a number")
+
+    def int(self, name: str) -> int | None:
+        return self._convert(name, int, "a whole number")
+
+    def bool(self, name: str, default: bool | None = None) -> bool | None:
+        value = self.str(name)
+        if value is None:
+            return default
+        low = value.lower()
+        if low in ("true", "yes", "on", "1"):
+            return True
+        if low in ("false", "no", "off", "0"):
+            return False
+        raise UsageError(f"input '{name}' must be true or false, got {value!r}")
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+        value = self.str(name)
+        if value is None:
+            return default
+        if value.lower() not in choices:
+            raise UsageError(f"input '{name}' must be one of {', '.join(choices)}, got {value!r}")
+        return value.lower()
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    token: str | None
+    comment: str  # on | off | on-failure
+    check_run: bool
+    check_name: str
+    report_dir: Path
+    show_failures: int
+
+
+def build_job(ctx: RunnerContext, inputs: Inputs):
+    """The gate job the inputs describe (paths resolved against the workspace)."""
+    from adaptergate.job import GateJob
+    from adaptergate.model_scoring import ModelInputs
+
+    def path(name: str) -> Path | None:
+        value = inputs.str(name)
+        return ctx.resolve(value) if value is not None else None
+
+    model = None
+    base_model = inputs.str("base-model")
+    if base_model is not None:
+        baseline_adapter, candidate_adapter = path("baseline-adapter"), path("candidate-adapter")
+        if baseline_adapter is None or candidate_adapter is None:
+            raise UsageError("input 'base-model' needs 'baseline-adapter' and 'candidate-adapter'")
+        local = ctx.resolve(base_model)
+        model = ModelInputs(
+            base_model=str(local) if local.exists() else base_model,
+            baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter,
+            metric=inputs.str("metric", "exact") or "exact",
+            mode=inputs.choice("eval-mode", ("auto", "generate", "teacher-forced"), "auto") or "auto",
+            max_new_tokens=inputs.int("max-new-tokens"), stop=tuple(inputs.lines("stop")),
+            chat_template=bool(inputs.bool("chat-template", False)),
+            batch_size=inputs.int("batch-size") or 16,
+            dtype=inputs.str("dtype"), device=inputs.str("device"), quantize=inputs.str("quantize"),
+            allow_pickle=bool(inputs.bool("allow-pickle", False)), base_sha256=inputs.str("base-sha256"),
+            cache_dir=path("cache-dir"),
+        )
+    sample_seed = inputs.str("sample-seed")
+    return GateJob(
+        tenant=inputs.required("tenant"),
+        holdout_path=ctx.resolve(inputs.required("holdout")),
+        candidate=inputs.str("candidate"),
+        baseline=inputs.str("baseline"),
+        scorer_spec=inputs.str("scorer"),
+        model=model,
+        settings={
+            "decision": inputs.choice("decision", ("stat", "threshold")),
+            "alpha": inputs.float("alpha"),
+            "on_inconclusive": inputs.choice("on-inconclusive", ("accept", "reject")),
+            "multiplicity": inputs.choice("multiplicity", ("holm", "bh")),
+            "epsilon": inputs.float("epsilon"),
+            "slice_epsilon": inputs.float("slice-epsilon"),
+            "slice_min_size": inputs.int("slice-min-size"),
+            "min_holdout_size": inputs.int("min-holdout-size"),
+            "strict": inputs.bool("strict"),
+            "pass_threshold": inputs.float("pass-threshold"),
+        },
+        config_path=path("config"),
+        sample=inputs.int("sample"),
+        sample_seed=sample_seed,
+        repeats=inputs.int("repeats") or 1,
+        audit_log=path("audit-log"),
+        replay_path=path("replay-path"),
+    )
+
+
+def publish_settings(ctx: RunnerContext, inputs: Inputs, tenant: str) -> PublishSettings:
+    show = inputs.int("show-failures")
+    return PublishSettings(
+        token=inputs.str("github-token"),
+        comment=inputs.choice("comment", ("on", "off", "on-failure"), "on") or "on",
+        check_run=bool(inputs.bool("check-run", True)),
+        check_name=inputs.str("check-name") or f"adaptergate / {tenant}",
+        report_dir=ctx.resolve(inputs.str("report-dir", "adaptergate-report") or "adaptergate-report"),
+        show_failures=5 if show is None else max(0, show),
+    )
+
+
+# --------------------------------------------------------------------------
+# Workflow commands and files
+# --------------------------------------------------------------------------
+
+
+def _escape_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(name: str, message: str = "", **properties: Any) -> str:
+    """One workflow command line (``::error file=…,line=…::message``), escaped."""
+    props = ",".join(
+        f"{k}={_escape_property(str(v))}" for k, v in properties.items() if v is not None and v != ""
+    )
+    return f"::{name}{' ' + props if props else ''}::{_escape_data(message)}"
+
+
+class Log:
+    """The step log. User text is printed between ``::stop-commands::`` markers so a
+    query that reads ``::add-mask::`` or ``::error::`` is shown, not obeyed."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def line(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def cmd(self, name: str, message: str = "", **properties: Any) -> None:
+        self.line(command(name, message, **properties))
+
+    def untrusted(self, text: str) -> None:
+        token = secrets.token_hex(16)
+        self.line(f"::stop-commands::{token}")
+        self.stream.write(text if text.endswith("\n") else text + "\n")
+        self.line(f"::{token}::")
+
+
+def _delimiter(value: str) -> str:
+    while True:
+        d = f"ghadelimiter_{secrets.token_hex(12)}"
+        if d not in value:
+            return d
+
+
+def write_outputs(path: Path | None, values: Mapping[str, str], log: Log) -> None:
+    """Append step outputs in the delimiter form (safe for any value, multi-line included)."""
+    if path is None:
+        log.line("(GITHUB_OUTPUT is not set: outputs not written)")
+        return
+    with path.open("a", encoding="utf-8") as f:
+        for name, value in values.items():
+            assert name in OUTPUT_NAMES, name
+            d = _delimiter(value)
+            f.write(f"{name}<<{d}\n{value}\n{d}\n")
+
+
+def cap_utf8(text: str, limit: int, pointer: str) -> str:
+    """``text`` within ``limit`` UTF-8 bytes, cut at a line with ``pointer`` appended."""
+    from adaptergate.github import truncate_markdown
+
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    # characters <= bytes: shrink the character budget until the bytes fit
+    budget = limit
+    while True:
+        out = truncate_markdown(text, budget, pointer)
+        size = len(out.encode("utf-8"))
+        if size <= limit:
+            return out
+        budget -= max(1, (size - limit))
+
+
+def write_summary(path: Path | None, text: str, log: Log) -> None:
+    if path is None:
+        return
+    pointer = "_… the report is longer than GitHub's 1 MiB step-summary limit: the full report is" \
+              " `report.md` in the report directory (upload it as an artifact)._"
+    with path.open("a", encoding="utf-8") as f:
+        f.write(cap_utf8(text, STEP_SUMMARY_LIMIT - 1024, pointer))
+        f.write("\n")
+
+
+# --------------------------------------------------------------------------
+# Annotations
+# --------------------------------------------------------------------------
+
+
+def _ordered_failures(decision: Any) -> list[dict[str, Any]]:
+    """Regressed queries, most important first: the driver's worst, then by drop."""
+    driver = decision.driver_slice
+    in_driver = {str(q) for q in driver.regressed_query_ids} if driver is not None else set()
+    rows = [r for r in decision.per_query if r["delta"] < 0]
+    rows.sort(key=lambda r: (str(r["query_id"]) not in in_driver, r["delta"]))
+    return rows
+
+
+def _failure_message(row: dict[str, Any], driver_tag: str | None, in_driver: bool) -> str:
+    msg = (
+        f"query {row['query_id']} regressed: score {row['score_baseline']:.3f} → "
+        f"{row['score_candidate']:.3f}"
+    )
+    if in_driver and driver_tag:
+        msg += f" (driver slice {driver_tag})"
+    b, c = row.get("baseline_output"), row.get("candidate_output")
+    if b is not None or c is not None:
+        msg += f"; baseline answered {str(b)[:200]!r}, candidate {str(c)[:200]!r}"
+    return msg
+
+
+def log_annotations(decision: Any, holdout_rel: str, log: Log, limit: int = LOG_ANNOTATIONS) -> int:
+    """``::error``/``::warning`` lines on the failing queries' lines of the holdout file."""
+    level = "error" if not decision.accepted else "warning"
+    driver = decision.driver_slice
+    driver_tag = driver.slice_tag if driver is not None else None
+    in_driver = {str(q) for q in driver.regressed_query_ids} if driver is not None else set()
+    shown = 0
+    for row in _ordered_failures(decision)[:limit]:
+        log.cmd(
+            level, _failure_message(row, driver_tag, str(row["query_id"]) in in_driver),
+            file=holdout_rel, line=row.get("line"), title=f"adaptergate / {decision.tenant_id}",
+        )
+        shown += 1
+    return shown
+
+
+def check_annotations(decision: Any, holdout_rel: str, limit: int = CHECK_ANNOTATIONS_MAX) -> list[dict[str, Any]]:
+    level = "failure" if not decision.accepted else "warning"
+    driver = decision.driver_slice
+    driver_tag = driver.slice_tag if driver is not None else None
+    in_driver = {str(q) for q in driver.regressed_query_ids} if driver is not None else set()
+    out = []
+    for row in _ordered_failures(decision):
+        line = row.get("line")
+        if not isinstance(line, int) or line < 1:
+            continue
+        ann: dict[str, Any] = {
+            "path": holdout_rel, "start_line": line, "end_line": line, "annotation_level": level,
+            "title": f"Regressed query {row['query_id']}"[:255],
+            "message": _failure_message(row, driver_tag, str(row["query_id"]) in in_driver)[:64_000],
+        }
+        b, c = row.get("baseline_output"), row.get("candidate_output")
+        if b is not None or c is not None:
+            ann["raw_details"] = f"baseline:  {b}\ncandidate: {c}"[:64_000]
+        out.append(ann)
+        if len(out) == limit:
+            break
+    return out
+
+
+# --------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------
+
+
+def check_conclusion(decision: Any) -> str:
+    """success / failure; neutral when INCONCLUSIVE was accepted by policy."""
+    if not decision.accepted:
+        return "failure"
+    return "neutral" if decision.verdict == "INCONCLUSIVE" else "success"
+
+
+def check_title(decision: Any) -> str:
+    head = "ACCEPTED" if decision.accepted else "REJECTED"
+    if decision.verdict and decision.verdict not in ("ACCEPTED", "REJECTED"):
+        head += f" · {decision.verdict}"
+    title = f"{head}: Δ={decision.delta:+.3f} over {decision.holdout_size} queries"
+    driver = decision.driver_slice
+    if driver is not None and not decision.accepted:
+        title += f", driver {driver.slice_tag}"
+    return title
+
+
+def _pointer(ctx: RunnerContext, where: str) -> str:
+    link = f" ([workflow run]({ctx.run_url}))" if ctx.run_url else ""
+    return f"_… {where} is cut here to fit GitHub's size limit: the full report is in the job's step summary{link}._"
+
+
+def write_reports(decision: Any, directory: Path, show_failures: int) -> dict[str, Path]:
+    """report.json (the whole decision, per-query rows included), report.md and junit.xml.
+
+    Written atomically, without lock files: the directory belongs to this run.
+    ``adaptergate review --decision report.json --query ID`` reads it back.
+    """
+    from adaptergate.rendering import render
+    from adaptergate.storage import atomic_write
+
+    files = {
+        "json": directory / "report.json",
+        "markdown": directory / "report.md",
+        "junit": directory / "junit.xml",
+    }
+    contents = {
+        "json": decision.to_json_bytes(indent=2) + b"\n",
+        "markdown": render(decision, "markdown", show_failures=show_failures).encode("utf-8"),
+        "junit": render(decision, "junit", show_failures=show_failures).encode("utf-8"),
+    }
+    for key, path in files.items():
+        atomic_write(path, [contents[key]], locked=True)
+    return files
+
+
+# --------------------------------------------------------------------------
+# Publishing
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Published:
+    comment_url: str = ""
+    check_run_url: str = ""
+
+
+def _publisher(ctx: RunnerContext, token: str):
+    from adaptergate.github import GitHubPublisher
+
+    env = ctx.env
+    return GitHubPublisher(
+        token=token, repository=ctx.repository or "", api_url=ctx.api_url,
+        retries=int(env.get("ADAPTERGATE_GITHUB_RETRIES", "5")),
+        backoff=float(env.get("ADAPTERGATE_GITHUB_BACKOFF", "1.0")),
+        secondary_rate_wait=float(env.get("ADAPTERGATE_GITHUB_SECONDARY_WAIT", "60")),
+        spacing=env.get("ADAPTERGATE_GITHUB_SPACING") != "0",
+    )
+
+
+def _can_publish(ctx: RunnerContext, settings: PublishSettings, log: Log) -> bool:
+    if not settings.token:
+        log.line("No github-token: the report is in the step summary and the outputs only.")
+        return False
+    if not ctx.repository:
+        log.line("GITHUB_REPOSITORY is not set: nothing is posted to GitHub.")
+        return False
+    if ctx.from_fork:
+        log.cmd(
+            "notice",
+            "Pull request from a fork: its token is read-only, so no comment or check run is posted."
+            " The verdict is this job's exit code; the report is in the step summary.",
+        )
+        return False
+    return True
+
+
+def _warn_publish(log: Log, what: str, exc: Any) -> None:
+    hint = ""
+    if getattr(exc, "read_only", False):
+        hint = (
+            " (the token may not write here: grant the job `permissions: pull-requests: write,"
+            " checks: write`; pull requests from forks get a read-only token)"
+        )
+    log.cmd("warning", f"could not {what}: {exc.message}{hint}. The verdict stands (exit code).")
+
+
+def publish_decision(
+    ctx: RunnerContext, settings: PublishSettings, decision: Any, holdout_rel: str, log: Log,
+    check_run: Any = None, publisher: Any = None,
+) -> Published:
+    from adaptergate.github import (
+        CHECK_TEXT_LIMIT, COMMENT_BODY_LIMIT, PublishError, truncate_markdown,
+    )
+    from adaptergate.rendering import render, report_marker
+
+    out = Published()
+    if publisher is None:
+        return out
+    pr = ctx.pull_request
+    if pr is not None and settings.comment != "off":
+        body = render(
+            decision, "pr-comment", show_failures=settings.show_failures, target="pr-comment",
+            links={"run": ctx.run_url} if ctx.run_url else None,
+        )
+        body = truncate_markdown(body, COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
+        create = settings.comment == "on" or not decision.accepted
+        try:
+            result = publisher.upsert_comment(
+                pr["number"], body, marker=report_marker(decision.tenant_id), create=create,
+            )
+            if result is not None:
+                out.comment_url = result.url
+                log.line(f"Pull-request comment {result.action}: {result.url}")
+        except PublishError as exc:
+            _warn_publish(log, "post the pull-request comment", exc)
+    if settings.check_run and ctx.head_sha:
+        summary = render(
+            decision, "markdown", show_failures=settings.show_failures, target="check-run",
+            links={"run": ctx.run_url} if ctx.run_url else None,
+        )
+        summary = truncate_markdown(summary, CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
+        try:
+            result = publisher.finish_check_run(
+                name=settings.check_name, head_sha=ctx.head_sha, conclusion=check_conclusion(decision),
+                title=check_title(decision), summary=summary,
+                annotations=check_annotations(decision, holdout_rel), run=check_run,
+                details_url=ctx.run_url, external_id=decision.tenant_id,
+            )
+            out.check_run_url = result.url
+            log.line(f"Check run {settings.check_name!r}: {check_conclusion(decision)} ({result.url})")
+        except PublishError as exc:
+            _warn_publish(log, "complete the check run", exc)
+    return out
+
+
+def _start_publishing(ctx: RunnerContext, settings: PublishSettings, tenant: str, log: Log) -> tuple[Any, Any]:
+    """The publisher and an in-progress check run; (None, None) when nothing can be posted.
+
+    Never raises: publishing problems are warnings, the gate runs regardless.
+    """
+    from adaptergate.github import PublishError
+
+    if not _can_publish(ctx, settings, log):
+        return None, None
+    try:
+        publisher = _publisher(ctx, settings.token or "")
+    except Exception as exc:  # noqa: BLE001 - a broken client must not stop the gate
+        log.cmd("warning", f"cannot talk to GitHub ({type(exc).__name__}: {exc}); nothing will be posted")
+        return None, None
+    check_run = None
+    if settings.check_run and ctx.head_sha:
+        try:
+            check_run = publisher.start_check_run(
+                name=settings.check_name, head_sha=ctx.head_sha, details_url=ctx.run_url, external_id=tenant,
+            )
+        except PublishError as exc:
+            _warn_publish(log, "create the check run", exc)
+            if exc.read_only:
+                return None, None
+    return publisher, check_run
+
+
+def _publish_error(
+    ctx: RunnerContext, settings: PublishSettings | None, publisher: Any, check_run: Any, message: str,
+    code: int, log: Log,
+) -> str:
+    """A check run that says the gate could not decide (exit 2 or 3)."""
+    from adaptergate.github import PublishError
+
+    if publisher is None or settings is None or not settings.check_run or not ctx.head_sha:
+        return ""
+    what = "invalid input" if code == ExitCode.INVALID_INPUT else "evaluation failed"
+    try:
+        result = publisher.finish_check_run(
+            name=settings.check_name, head_sha=ctx.head_sha, conclusion="failure",
+            title=f"adaptergate could not decide: {what}",
+            summary=f"## ❌ adaptergate could not decide ({what}, exit {code})\n\n"
+                    + message.replace("\n", " ")[:4000],
+            run=check_run, details_url=ctx.run_url,
+        )
+        return result.url
+    except PublishError as exc:
+        _warn_publish(log, "report the failure on the check run", exc)
+        return ""
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+
+
+def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None) -> int:
+    """Run the action; returns the exit code (the caller exits with it)."""
+    env = dict(os.environ if env is None else env)
+    log = Log(stdout or sys.stdout)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=log.stream)
+    # PyGithub logs each retried request; our own warnings say what matters.
+    logging.getLogger("github").setLevel(logging.ERROR)
+    ctx = RunnerContext.from_env(env)
+    inputs = Inputs(env)
+    token = inputs.str("github-token")
+    if token:
+        log.cmd("add-mask", token)
+    settings: PublishSettings | None = None
+    publisher = None
+    check_run = None
+    outputs = {name: "" for name in OUTPUT_NAMES}
+    started = time.monotonic()
+    try:
+        tenant = inputs.required("tenant")
+        settings = publish_settings(ctx, inputs, tenant)
+        # The check run goes up first (in progress while adapters are evaluated),
+        # so even invalid input is reported on the pull request.
+        publisher, check_run = _start_publishing(ctx, settings, tenant, log)
+        job = build_job(ctx, inputs)
+        # The scorer module lives in the user's repository.
+        if str(ctx.workspace) not in sys.path:
+            sys.path.insert(0, str(ctx.workspace))
+        decision = _gate(job, log)
+    except BaseException as exc:  # noqa: BLE001 - the one place the action turns errors into codes
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        code = int(exit_code_for(exc))
+        message = exc.message if isinstance(exc, AdaptergateError) else f"internal error: {type(exc).__name__}: {exc}"
+        details = getattr(exc, "details", None) or []
+        log.cmd("error", message + "".join(f"\n  {d}" for d in details[:10]), title="adaptergate")
+        if ctx.debug:
+            log.untrusted(getattr(exc, "traceback_text", None) or traceback.format_exc())
+        outputs["exit-code"] = str(code)
+        outputs["check-run-url"] = _publish_error(ctx, settings, publisher, check_run, message, code, log)
+        write_outputs(ctx.output_file, outputs, log)
+        write_summary(
+            ctx.summary_file,
+            f"## ❌ adaptergate could not decide (exit {code})\n\n"
+            + _md_line(message) + "".join(f"\n- {_md_line(d)}" for d in details[:20]) + "\n",
+            log,
+        )
+        return code
+
+    assert settings is not None
+    code = int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED)
+    # From here on the verdict is settled: nothing below may change the exit code.
+    holdout_rel = ctx.relative(job.holdout_path)
+    links = {"run": ctx.run_url} if ctx.run_url else None
+    driver = decision.driver_slice
+    outputs.update({
+        "decision": "accepted" if decision.accepted else "rejected",
+        "verdict": decision.verdict,
+        "delta": f"{decision.delta:.6f}",
+        "driver-slice": driver.slice_tag if driver is not None else "",
+        "exit-code": str(code),
+    })
+
+    def files() -> None:
+        written = write_reports(decision, settings.report_dir, settings.show_failures)
+        outputs["report-path"] = ctx.relative(written["json"])
+
+    def summary() -> None:
+        from adaptergate.rendering import render
+
+        write_summary(ctx.summary_file, render(
+            decision, "markdown", show_failures=settings.show_failures, target="step-summary", links=links,
+        ), log)
+
+    def annotations() -> None:
+        if not decision.accepted or decision.verdict == "INCONCLUSIVE":
+            log_annotations(decision, holdout_rel, log)
+
+    def publish() -> None:
+        published = publish_decision(ctx, settings, decision, holdout_rel, log, check_run, publisher)
+        outputs["comment-url"] = published.comment_url
+        outputs["check-run-url"] = published.check_run_url
+
+    for what, step in (("write the reports", files), ("write the step summary", summary),
+                       ("annotate the failing queries", annotations), ("publish on GitHub", publish),
+                       ("write the step outputs", lambda: write_outputs(ctx.output_file, outputs, log))):
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - reporting must not change the verdict
+            log.cmd("warning", f"could not {what}: {type(exc).__name__}: {exc}. The verdict stands (exit code).")
+            if ctx.debug:
+                log.untrusted(traceback.format_exc())
+    log.line(f"adaptergate: {outputs['decision']} ({decision.verdict}) in {time.monotonic() - started:.1f} s;"
+             f" exit {code}")
+    return code
+
+
+def _md_line(text: str) -> str:
+    from adaptergate.rendering import escape_markdown
+
+    return escape_markdown(text, 2000)
+
+
+def _gate(job: Any, log: Log) -> Any:
+    """Run the job, with the human report in a log group (user text cannot issue commands)."""
+    import io
+
+    from rich.console import Console
+
+    from adaptergate.job import run_job
+    from adaptergate.rendering import print_human
+
+    log.line(f"::group::adaptergate gate: tenant {job.tenant}")
+    try:
+        decision = run_job(job)
+    finally:
+        log.line("::endgroup::")
+    buf = io.StringIO()
+    console = Console(file=buf, width=120, no_color=True, emoji=False, highlight=False, soft_wrap=True)
+    print_human(decision, console=console, err_console=console)
+    log.untrusted(buf.getvalue())
+    return decision

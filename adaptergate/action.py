@@ -548,7 +548,8 @@ def _can_publish(ctx: RunnerContext, settings: PublishSettings, log: Log) -> boo
     if not ctx.repository:
         log.line("GITHUB_REPOSITORY is not set: nothing is posted to GitHub.")
         return False
-    if ctx.from_fork:
+    # pull_request_target runs with a write token even for forks (the user chose it).
+    if ctx.from_fork and ctx.event_name != "pull_request_target":
         log.cmd(
             "notice",
             "Pull request from a fork: its token is read-only, so no comment or check run is posted."

@@ -44,12 +44,13 @@ INPUT_NAMES: tuple[str, ...] = (
     "config", "sample", "sample-seed",
     "audit-log", "replay-path", "report-dir", "show-failures",
     "github-token", "comment", "check-run", "check-name",
+    "manifest", "base-ref",
 )
 """Every input action.yml declares (tests hold the two lists equal)."""
 
 OUTPUT_NAMES: tuple[str, ...] = (
     "decision", "verdict", "delta", "driver-slice", "report-path", "comment-url", "check-run-url",
-    "exit-code",
+    "exit-code", "approval", "tenants",
 )
 
 STEP_SUMMARY_LIMIT = 1024 * 1024
@@ -133,6 +134,13 @@ class RunnerContext:
             if isinstance(sha, str) and sha:
                 return sha
         return self.sha
+
+    @property
+    def base_sha(self) -> str | None:
+        """The pull request's base commit (what a manifest change is compared with)."""
+        pr = self.pull_request
+        sha = ((pr or {}).get("base") or {}).get("sha")
+        return sha if isinstance(sha, str) and sha else None
 
     @property
     def from_fork(self) -> bool:
@@ -238,8 +246,12 @@ class PublishSettings:
     comment: str  # on | off | on-failure
     check_run: bool
     check_name: str
+    """A name, or a template with ``{tenant}``."""
     report_dir: Path
     show_failures: int
+
+    def check_name_for(self, tenant: str) -> str:
+        return self.check_name.replace("{tenant}", tenant)
 
 
 def build_job(ctx: RunnerContext, inputs: Inputs):
@@ -299,13 +311,13 @@ def build_job(ctx: RunnerContext, inputs: Inputs):
     )
 
 
-def publish_settings(ctx: RunnerContext, inputs: Inputs, tenant: str) -> PublishSettings:
+def publish_settings(ctx: RunnerContext, inputs: Inputs) -> PublishSettings:
     show = inputs.int("show-failures")
     return PublishSettings(
         token=inputs.str("github-token"),
         comment=inputs.choice("comment", ("on", "off", "on-failure"), "on") or "on",
         check_run=bool(inputs.bool("check-run", True)),
-        check_name=inputs.str("check-name") or f"adaptergate / {tenant}",
+        check_name=inputs.str("check-name") or "adaptergate / {tenant}",
         report_dir=ctx.resolve(inputs.str("report-dir", "adaptergate-report") or "adaptergate-report"),
         show_failures=5 if show is None else max(0, show),
     )
@@ -606,19 +618,23 @@ def publish_decision(
         summary = truncate_markdown(summary, CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
         try:
             result = publisher.finish_check_run(
-                name=settings.check_name, head_sha=ctx.head_sha, conclusion=check_conclusion(decision),
+                name=settings.check_name_for(decision.tenant_id), head_sha=ctx.head_sha,
+                conclusion=check_conclusion(decision),
                 title=check_title(decision), summary=summary,
                 annotations=check_annotations(decision, holdout_rel), run=check_run,
                 details_url=ctx.run_url, external_id=decision.tenant_id,
             )
             out.check_run_url = result.url
-            log.line(f"Check run {settings.check_name!r}: {check_conclusion(decision)} ({result.url})")
+            log.line(f"Check run {settings.check_name_for(decision.tenant_id)!r}: {check_conclusion(decision)}"
+                     f" ({result.url})")
         except PublishError as exc:
             _warn_publish(log, "complete the check run", exc)
     return out
 
 
-def _start_publishing(ctx: RunnerContext, settings: PublishSettings, tenant: str, log: Log) -> tuple[Any, Any]:
+def _start_publishing(
+    ctx: RunnerContext, settings: PublishSettings, tenant: str | None, log: Log
+) -> tuple[Any, Any]:
     """The publisher and an in-progress check run; (None, None) when nothing can be posted.
 
     Never raises: publishing problems are warnings, the gate runs regardless.
@@ -633,10 +649,11 @@ def _start_publishing(ctx: RunnerContext, settings: PublishSettings, tenant: str
         log.cmd("warning", f"cannot talk to GitHub ({type(exc).__name__}: {exc}); nothing will be posted")
         return None, None
     check_run = None
-    if settings.check_run and ctx.head_sha:
+    if settings.check_run and ctx.head_sha and tenant is not None:
         try:
             check_run = publisher.start_check_run(
-                name=settings.check_name, head_sha=ctx.head_sha, details_url=ctx.run_url, external_id=tenant,
+                name=settings.check_name_for(tenant), head_sha=ctx.head_sha, details_url=ctx.run_url,
+                external_id=tenant,
             )
         except PublishError as exc:
             _warn_publish(log, "create the check run", exc)
@@ -647,7 +664,7 @@ def _start_publishing(ctx: RunnerContext, settings: PublishSettings, tenant: str
 
 def _publish_error(
     ctx: RunnerContext, settings: PublishSettings | None, publisher: Any, check_run: Any, message: str,
-    code: int, log: Log,
+    code: int, log: Log, tenant: str,
 ) -> str:
     """A check run that says the gate could not decide (exit 2 or 3)."""
     from adaptergate.github import PublishError
@@ -657,7 +674,7 @@ def _publish_error(
     what = "invalid input" if code == ExitCode.INVALID_INPUT else "evaluation failed"
     try:
         result = publisher.finish_check_run(
-            name=settings.check_name, head_sha=ctx.head_sha, conclusion="failure",
+            name=settings.check_name_for(tenant), head_sha=ctx.head_sha, conclusion="failure",
             title=f"adaptergate could not decide: {what}",
             summary=f"## ❌ adaptergate could not decide ({what}, exit {code})\n\n"
                     + message.replace("\n", " ")[:4000],
@@ -674,6 +691,23 @@ def _publish_error(
 # --------------------------------------------------------------------------
 
 
+@dataclass
+class _Run:
+    """State shared by the two modes and the error path."""
+
+    ctx: RunnerContext
+    inputs: Inputs
+    log: Log
+    outputs: dict[str, str]
+    settings: PublishSettings | None = None
+    publisher: Any = None
+    check_run: Any = None
+    tenant: str = "manifest"
+
+
+Steps = list[tuple[str, Callable[[], None]]]
+
+
 def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None) -> int:
     """Run the action; returns the exit code (the caller exits with it)."""
     env = dict(os.environ if env is None else env)
@@ -686,45 +720,67 @@ def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None) -> 
     token = inputs.str("github-token")
     if token:
         log.cmd("add-mask", token)
-    settings: PublishSettings | None = None
-    publisher = None
-    check_run = None
-    outputs = {name: "" for name in OUTPUT_NAMES}
+    run = _Run(ctx=ctx, inputs=inputs, log=log, outputs={name: "" for name in OUTPUT_NAMES})
     started = time.monotonic()
+    # The scorer module lives in the user's repository.
+    if str(ctx.workspace) not in sys.path:
+        sys.path.insert(0, str(ctx.workspace))
     try:
-        tenant = inputs.required("tenant")
-        settings = publish_settings(ctx, inputs, tenant)
-        # The check run goes up first (in progress while adapters are evaluated),
-        # so even invalid input is reported on the pull request.
-        publisher, check_run = _start_publishing(ctx, settings, tenant, log)
-        job = build_job(ctx, inputs)
-        # The scorer module lives in the user's repository.
-        if str(ctx.workspace) not in sys.path:
-            sys.path.insert(0, str(ctx.workspace))
-        decision = _gate(job, log)
+        code, steps = _manifest_mode(run) if inputs.str("manifest") else _single_mode(run)
     except BaseException as exc:  # noqa: BLE001 - the one place the action turns errors into codes
         if isinstance(exc, KeyboardInterrupt):
             raise
-        code = int(exit_code_for(exc))
-        message = exc.message if isinstance(exc, AdaptergateError) else f"internal error: {type(exc).__name__}: {exc}"
-        details = getattr(exc, "details", None) or []
-        log.cmd("error", message + "".join(f"\n  {d}" for d in details[:10]), title="adaptergate")
-        if ctx.debug:
-            log.untrusted(getattr(exc, "traceback_text", None) or traceback.format_exc())
-        outputs["exit-code"] = str(code)
-        outputs["check-run-url"] = _publish_error(ctx, settings, publisher, check_run, message, code, log)
-        write_outputs(ctx.output_file, outputs, log)
-        write_summary(
-            ctx.summary_file,
-            f"## ❌ adaptergate could not decide (exit {code})\n\n"
-            + _md_line(message) + "".join(f"\n- {_md_line(d)}" for d in details[:20]) + "\n",
-            log,
-        )
-        return code
-
-    assert settings is not None
-    code = int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED)
+        return _failed(run, exc)
     # From here on the verdict is settled: nothing below may change the exit code.
+    steps.append(("write the step outputs", lambda: write_outputs(ctx.output_file, run.outputs, log)))
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - reporting must not change the verdict
+            log.cmd("warning", f"could not {what}: {type(exc).__name__}: {exc}. The verdict stands (exit code).")
+            if ctx.debug:
+                log.untrusted(traceback.format_exc())
+    log.line(f"adaptergate: {run.outputs['decision']} ({run.outputs['verdict']}) in"
+             f" {time.monotonic() - started:.1f} s; exit {code}")
+    return code
+
+
+def _failed(run: _Run, exc: BaseException) -> int:
+    """Invalid input (2) or a failed evaluation (3): said in the log, the summary and the check run."""
+    ctx, log, outputs = run.ctx, run.log, run.outputs
+    code = int(exit_code_for(exc))
+    message = exc.message if isinstance(exc, AdaptergateError) else f"internal error: {type(exc).__name__}: {exc}"
+    details = getattr(exc, "details", None) or []
+    log.cmd("error", message + "".join(f"\n  {d}" for d in details[:10]), title="adaptergate")
+    if ctx.debug:
+        log.untrusted(getattr(exc, "traceback_text", None) or traceback.format_exc())
+    outputs["exit-code"] = str(code)
+    outputs["check-run-url"] = _publish_error(
+        ctx, run.settings, run.publisher, run.check_run, message, code, log, run.tenant
+    )
+    write_outputs(ctx.output_file, outputs, log)
+    write_summary(
+        ctx.summary_file,
+        f"## ❌ adaptergate could not decide (exit {code})\n\n"
+        + _md_line(message) + "".join(f"\n- {_md_line(d)}" for d in details[:20]) + "\n",
+        log,
+    )
+    return code
+
+
+def _single_mode(run: _Run) -> tuple[int, Steps]:
+    """One tenant, one holdout: the inputs name everything."""
+    ctx, inputs, log = run.ctx, run.inputs, run.log
+    run.tenant = inputs.required("tenant")
+    run.settings = settings = publish_settings(ctx, inputs)
+    # The check run goes up first (in progress while adapters are evaluated),
+    # so even invalid input is reported on the pull request.
+    run.publisher, run.check_run = _start_publishing(ctx, settings, run.tenant, log)
+    job = build_job(ctx, inputs)
+    decision = _gate(job, log)
+
+    code = int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED)
+    outputs = run.outputs
     holdout_rel = ctx.relative(job.holdout_path)
     links = {"run": ctx.run_url} if ctx.run_url else None
     driver = decision.driver_slice
@@ -752,22 +808,188 @@ def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None) -> 
             log_annotations(decision, holdout_rel, log)
 
     def publish() -> None:
-        published = publish_decision(ctx, settings, decision, holdout_rel, log, check_run, publisher)
+        published = publish_decision(ctx, settings, decision, holdout_rel, log, run.check_run, run.publisher)
         outputs["comment-url"] = published.comment_url
         outputs["check-run-url"] = published.check_run_url
 
-    for what, step in (("write the reports", files), ("write the step summary", summary),
-                       ("annotate the failing queries", annotations), ("publish on GitHub", publish),
-                       ("write the step outputs", lambda: write_outputs(ctx.output_file, outputs, log))):
+    return code, [("write the reports", files), ("write the step summary", summary),
+                  ("annotate the failing queries", annotations), ("publish on GitHub", publish)]
+
+
+def _manifest_overrides(inputs: Inputs) -> dict[str, Any]:
+    """Settings given explicitly as inputs; they win over the manifest's gate settings.
+
+    Inputs whose action.yml default is not empty (metric, eval-mode) cannot be
+    told apart from their default: in manifest mode those come from the manifest.
+    """
+    return {
+        "decision": inputs.choice("decision", ("stat", "threshold")),
+        "alpha": inputs.float("alpha"),
+        "on_inconclusive": inputs.choice("on-inconclusive", ("accept", "reject")),
+        "multiplicity": inputs.choice("multiplicity", ("holm", "bh")),
+        "epsilon": inputs.float("epsilon"),
+        "slice_epsilon": inputs.float("slice-epsilon"),
+        "slice_min_size": inputs.int("slice-min-size"),
+        "min_holdout_size": inputs.int("min-holdout-size"),
+        "max_new_tokens": inputs.int("max-new-tokens"),
+        "dtype": inputs.str("dtype"),
+        "device": inputs.str("device"),
+        "quantize": inputs.str("quantize"),
+    }
+
+
+def _manifest_mode(run: _Run) -> tuple[int, Steps]:
+    """Every tenant whose adapter the pull request moved in the manifest."""
+    import json as _json
+
+    from adaptergate.discovery import plan_manifest_gate, run_manifest_gate
+    from adaptergate.rendering import render_manifest
+
+    ctx, inputs, log = run.ctx, run.inputs, run.log
+    manifest = ctx.resolve(inputs.required("manifest"))
+    run.settings = settings = publish_settings(ctx, inputs)
+    base_ref = inputs.str("base-ref") or ctx.base_sha
+    if base_ref is None and ctx.env.get("GITHUB_BASE_REF"):
+        base_ref = "origin/" + ctx.env["GITHUB_BASE_REF"]
+    if base_ref is None:
+        raise UsageError(
+            "input 'base-ref' is needed outside a pull request: the commit whose manifest is the baseline"
+        )
+    run.publisher, _ = _start_publishing(ctx, settings, None, log)
+    only = inputs.str("tenant")
+
+    def path(name: str) -> Path | None:
+        value = inputs.str(name)
+        return ctx.resolve(value) if value is not None else None
+
+    plan = plan_manifest_gate(
+        manifest, base_ref, tenants=[only] if only else None, overrides=_manifest_overrides(inputs),
+        audit_log=path("audit-log"), replay_path=path("replay-path"), cache_dir=path("cache-dir"),
+    )
+    try:
+        log.line(f"::group::{ctx.relative(manifest)} against {base_ref}")
+        log.untrusted("\n".join(
+            f"{p.change.tenant}: {p.change.kind}" + (f" — {p.note}" if p.note else "") for p in plan.tenants
+        ) or "no tenants")
+        log.line("::endgroup::")
+        outcome = run_manifest_gate(plan, run=lambda job: _gate(job, log))
+    finally:
+        plan.cleanup()
+
+    code = outcome.exit_code
+    outputs = run.outputs
+    gated = outcome.gated
+    links = {"run": ctx.run_url} if ctx.run_url else None
+    rejected = [t for t in gated if t.status == "rejected"]
+    review = [t for t in gated if t.status == "review"]
+    outputs.update({
+        "decision": "rejected" if code == ExitCode.REJECTED else ("accepted" if code == 0 else ""),
+        "verdict": "REJECTED" if rejected else ("NEEDS REVIEW" if review else ("ACCEPTED" if code == 0 else "")),
+        "approval": "reject" if code != 0 else ("review" if review else "approve"),
+        "driver-slice": "\n".join(
+            f"{t.tenant}: {t.decision.driver_slice_tag}" for t in rejected
+            if t.decision is not None and t.decision.driver_slice_tag
+        ),
+        "exit-code": str(code),
+        "tenants": _json.dumps([
+            {"tenant": t.tenant, "change": t.kind, "status": t.status, "from": t.base_version,
+             "to": t.head_version, "approval": t.approval,
+             "delta": t.decision.delta if t.decision is not None else None}
+            for t in outcome.tenants
+        ]),
+    })
+    name = ctx.relative(manifest)
+
+    def files() -> None:
+        settings.report_dir.mkdir(parents=True, exist_ok=True)
+        from adaptergate.storage import atomic_write
+
+        for t in outcome.tenants:
+            if t.decision is not None:
+                write_reports(t.decision, settings.report_dir / t.tenant, settings.show_failures)
+        report = settings.report_dir / "manifest.json"
+        atomic_write(report, [(outputs["tenants"] + "\n").encode("utf-8")], locked=True)
+        atomic_write(settings.report_dir / "report.md", [render_manifest(
+            outcome, "markdown", show_failures=settings.show_failures, manifest_name=name,
+        ).encode("utf-8")], locked=True)
+        outputs["report-path"] = ctx.relative(report)
+
+    def summary() -> None:
+        write_summary(ctx.summary_file, render_manifest(
+            outcome, "markdown", show_failures=settings.show_failures, manifest_name=name, links=links,
+        ), log)
+
+    def annotations() -> None:
+        budget = LOG_ANNOTATIONS
+        for t in rejected:
+            if t.decision is not None and budget > 0:
+                budget -= log_annotations(t.decision, ctx.relative(Path(t.decision.holdout_path or "")), log, budget)
+
+    def publish() -> None:
+        _publish_manifest(run, outcome, name, links)
+
+    return code, [("write the reports", files), ("write the step summary", summary),
+                  ("annotate the failing queries", annotations), ("publish on GitHub", publish)]
+
+
+def _publish_manifest(run: _Run, outcome: Any, name: str, links: dict[str, str] | None) -> None:
+    """One combined comment; one check run per tenant whose adapter moved."""
+    from adaptergate.github import CHECK_TEXT_LIMIT, COMMENT_BODY_LIMIT, PublishError, truncate_markdown
+    from adaptergate.rendering import render, render_manifest, report_marker
+
+    ctx, log, settings, publisher = run.ctx, run.log, run.settings, run.publisher
+    assert settings is not None
+    if publisher is None:
+        return
+    pr = ctx.pull_request
+    gated = outcome.gated
+    if pr is not None and settings.comment != "off" and gated:
+        body = render_manifest(outcome, "pr-comment", show_failures=settings.show_failures,
+                               manifest_name=name, links=links)
+        body = truncate_markdown(body, COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
+        create = settings.comment == "on" or outcome.exit_code != 0
         try:
-            step()
-        except Exception as exc:  # noqa: BLE001 - reporting must not change the verdict
-            log.cmd("warning", f"could not {what}: {type(exc).__name__}: {exc}. The verdict stands (exit code).")
-            if ctx.debug:
-                log.untrusted(traceback.format_exc())
-    log.line(f"adaptergate: {outputs['decision']} ({decision.verdict}) in {time.monotonic() - started:.1f} s;"
-             f" exit {code}")
-    return code
+            result = publisher.upsert_comment(
+                pr["number"], body, marker=report_marker(f"manifest:{name}"), create=create,
+            )
+            if result is not None:
+                run.outputs["comment-url"] = result.url
+                log.line(f"Pull-request comment {result.action}: {result.url}")
+        except PublishError as exc:
+            _warn_publish(log, "post the pull-request comment", exc)
+    if not (settings.check_run and ctx.head_sha):
+        return
+    urls = []
+    for t in gated:
+        check = settings.check_name_for(t.tenant)
+        conclusion = t.conclusion
+        if conclusion == "action_required" and not ctx.run_url:
+            conclusion = "neutral"  # GitHub wants a details_url with action_required
+        d = t.decision
+        if d is not None:
+            title = check_title(d)
+            if t.status == "review":
+                title = f"NEEDS REVIEW: {t.note}"[:255]
+            summary = render(d, "markdown", show_failures=settings.show_failures, target="check-run", links=links)
+            annotations = check_annotations(d, ctx.relative(Path(d.holdout_path or "")))
+        else:
+            title = {"review": "NEEDS REVIEW", "error": "could not decide"}.get(t.status, t.status)
+            title = f"{title}: {t.error or t.note}"[:255]
+            summary = _md_line(t.error or t.note)
+            annotations = []
+        summary = truncate_markdown(summary, CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
+        try:
+            result = publisher.finish_check_run(
+                name=check, head_sha=ctx.head_sha, conclusion=conclusion, title=title, summary=summary,
+                annotations=annotations, details_url=ctx.run_url, external_id=t.tenant,
+            )
+            urls.append(result.url)
+            log.line(f"Check run {check!r}: {conclusion} ({result.url})")
+        except PublishError as exc:
+            _warn_publish(log, f"post the check run {check!r}", exc)
+            if exc.read_only:
+                break
+    run.outputs["check-run-url"] = "\n".join(urls)
 
 
 def _md_line(text: str) -> str:

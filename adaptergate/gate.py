@@ -149,8 +149,7 @@ def _run_with_adapters(
         raise UsageError("--repeats applies to a non-deterministic --scorer; greedy decoding is deterministic")
     assert request.model is not None
     scores = score_with_adapters(
-        request.model, holdout.payloads, holdout.ids, baseline_name=request.baseline,
-        candidate_name=request.candidate, progress=progress,
+        request.model, holdout.payloads, holdout.ids, progress=progress,
     )
     decision = build_decision(request, full, holdout, scores.baseline, scores.candidate, now=now)
     for row, b_out, c_out in zip(decision.per_query, scores.baseline_outputs, scores.candidate_outputs):

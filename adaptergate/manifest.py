@@ -56,6 +56,7 @@ __all__ = [
     "load_manifest",
     "manifest_json_schema",
     "manifest_text",
+    "is_yaml",
     "read_card",
     "verify_change",
     "write_card",
@@ -278,7 +279,7 @@ class Manifest(_Model):
 # --------------------------------------------------------------------------
 
 
-def _is_yaml(name: str) -> bool:
+def is_yaml(name: str) -> bool:
     return name.lower().endswith((".yaml", ".yml"))
 
 
@@ -292,7 +293,7 @@ def _msg(err: Any) -> str:
 
 def parse_manifest(text: str, source: str, *, yaml_format: bool | None = None) -> Manifest:
     """Parse manifest text; a problem is one exit-2 line naming the field (all in details)."""
-    fmt_yaml = _is_yaml(source) if yaml_format is None else yaml_format
+    fmt_yaml = is_yaml(source) if yaml_format is None else yaml_format
     try:
         if fmt_yaml:
             import yaml
@@ -342,7 +343,8 @@ def dump_manifest(manifest: Manifest, path: str | Path) -> None:
     from adaptergate.storage import atomic_write
 
     p = Path(path)
-    atomic_write(p, [manifest_text(manifest, yaml_format=_is_yaml(p.name)).encode("utf-8")])
+    # locked=True: no "<name>.lock" beside the manifest (it would be committed with it)
+    atomic_write(p, [manifest_text(manifest, yaml_format=is_yaml(p.name)).encode("utf-8")], locked=True)
 
 
 def manifest_json_schema() -> dict[str, Any]:
@@ -371,7 +373,9 @@ def write_card(adapter_dir: Path, card: AdapterCard) -> Path:
     from adaptergate.storage import atomic_write
 
     path = adapter_dir / CARD_FILE
-    atomic_write(path, [(card.model_dump_json(indent=2, exclude_none=True) + "\n").encode("utf-8")])
+    # locked=True: no lock file beside the card (it would be committed with the adapter)
+    text = card.model_dump_json(indent=2, exclude_none=True) + "\n"
+    atomic_write(path, [text.encode("utf-8")], locked=True)
     return path
 
 

@@ -108,8 +108,6 @@ def score_with_adapters(
     payloads: list[dict[str, Any]],
     ids: list[str],
     *,
-    baseline_name: str,
-    candidate_name: str,
     progress: Callable[[int], None] | None = None,
 ) -> ModelScores:
     from adaptergate.adapters import check_base_hash, inspect_base, validate_adapter
@@ -151,6 +149,9 @@ def score_with_adapters(
         batch_size=inputs.batch_size, dtype=inputs.dtype, device=inputs.device, quantize=inputs.quantize,
         threads=inputs.threads,
     )
+    # PEFT's adapter names are module-name parts: the user's ids ("1.4.0", "acme/v19")
+    # may not be valid ones, so the runner knows the two adapters by role.
+    baseline_name, candidate_name = "baseline", "candidate"
     runner = AdapterRunner(
         base_path, {baseline_name: Path(inputs.baseline_adapter), candidate_name: Path(inputs.candidate_adapter)},
         settings,

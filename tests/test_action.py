@@ -126,6 +126,7 @@ def run_action(
     event_name: str = "pull_request",
     fork: bool = False,
     extra_env: dict[str, str] | None = None,
+    base_with: dict[str, str] | None = None,
 ) -> Run:
     home = workspace.parent / "home"
     files = workspace.parent / "file_commands"
@@ -170,7 +171,7 @@ def run_action(
         "ADAPTERGATE_GITHUB_BACKOFF": "0.01",
         "ADAPTERGATE_GITHUB_SECONDARY_WAIT": "0.2",
         "ADAPTERGATE_GITHUB_SPACING": "0",
-        **runner_env({**BASE_WITH, **(with_ or {})}, token=token),
+        **runner_env({**(BASE_WITH if base_with is None else base_with), **(with_ or {})}, token=token),
         **(extra_env or {}),
     }
     proc = subprocess.run(
@@ -213,7 +214,8 @@ def test_rejection_posts_comment_and_check_run_and_writes_outputs(workspace, stu
     # outputs, as the runner reads them
     o = run.outputs
     assert set(o) == {"decision", "verdict", "delta", "driver-slice", "report-path", "comment-url",
-                      "check-run-url", "exit-code"}
+                      "check-run-url", "exit-code", "approval", "tenants"}
+    assert o["approval"] == o["tenants"] == ""  # manifest mode only
     assert o["decision"] == "rejected" and o["verdict"] == "FAIL" and o["exit-code"] == "1"
     assert o["driver-slice"] == "intent=refund"
     assert float(o["delta"]) == pytest.approx(-0.25)

@@ -44,8 +44,10 @@ CONTRACT_INPUTS = {
     "config", "sample", "sample-seed",
     "audit-log", "replay-path", "report-dir", "show-failures",
     "github-token", "comment", "check-run", "check-name",
+    "manifest", "base-ref",
 }  # fmt: skip
-REQUIRED_INPUTS = {"tenant", "holdout"}
+# tenant and holdout are required unless a manifest names them: checked at run time.
+REQUIRED_INPUTS: set[str] = set()
 # Inputs whose default is not '' ('' means "the tool's default").
 NON_EMPTY_DEFAULTS = {
     "metric": "exact",
@@ -62,7 +64,7 @@ NON_EMPTY_DEFAULTS = {
 }
 CONTRACT_OUTPUTS = {
     "decision", "verdict", "delta", "driver-slice",
-    "report-path", "comment-url", "check-run-url", "exit-code",
+    "report-path", "comment-url", "check-run-url", "exit-code", "approval", "tenants",
 }  # fmt: skip
 
 

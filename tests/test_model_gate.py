@@ -8,7 +8,6 @@ corrupted.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import pytest
@@ -22,20 +21,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def cache_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("agcache")
+def cache_root(demo_cache_root):
+    return demo_cache_root
 
 
 @pytest.fixture(scope="session")
-def assets(cache_root):
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-    from adaptergate.tinymodel import CACHE_SUBDIR, build_demo_assets
-
-    # where `adaptergate demo` looks when ADAPTERGATE_CACHE=cache_root
-    return build_demo_assets(cache_root / CACHE_SUBDIR)
+def assets(demo_assets):
+    return demo_assets
 
 
 def test_demo_command_rejects_and_names_the_refund_slice(assets, cache_root, capsys, monkeypatch):

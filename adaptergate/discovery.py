@@ -1,0 +1,395 @@
+"""What a pull request promotes: the manifest at the head against the manifest at the base ref.
+
+:func:`plan_manifest_gate` reads both manifests (the base one with ``git
+show``), lists every tenant with what changed, verifies each promotion before
+anything is scored (weights hash, declared base, version order, rollback
+flag; all problems at once, exit 2) and turns each tenant whose adapter moved
+into a :class:`~adaptergate.job.GateJob`: the base ref's adapter is the
+baseline, the head's is the candidate, both named by version.
+
+:func:`run_manifest_gate` runs the jobs and applies each tenant's approval
+bands. Rollbacks and first adapters of new tenants are verified but not
+scored: a rollback is an emergency that the gate must not hold up, and a new
+tenant has no production adapter to compare with (both are marked for a
+human review).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from adaptergate.errors import AdaptergateError, InvalidInputError, exit_code_for
+from adaptergate.job import GateJob
+from adaptergate.manifest import (
+    Manifest,
+    is_yaml,
+    TenantChange,
+    TenantEntry,
+    Verified,
+    diff_manifests,
+    load_manifest,
+    parse_manifest,
+    raise_problems,
+    resolve,
+    verify_change,
+)
+from adaptergate.models import GateDecision
+
+__all__ = ["GitRepo", "ManifestOutcome", "ManifestPlan", "TenantOutcome", "plan_manifest_gate", "run_manifest_gate"]
+
+
+# --------------------------------------------------------------------------
+# git
+# --------------------------------------------------------------------------
+
+
+class GitRepo:
+    """The git repository holding a file; every call is ``git -C <top> -c safe.directory=<top>``.
+
+    ``safe.directory``: in a container action the workspace belongs to the
+    runner's user, not to root, and git refuses such a repository otherwise.
+    """
+
+    def __init__(self, path: Path) -> None:
+        start = path if path.is_dir() else path.parent
+        try:
+            out = subprocess.run(
+                ["git", "-c", f"safe.directory={start.resolve()}", "-C", str(start), "rev-parse", "--show-toplevel"],
+                capture_output=True, text=True, check=False,
+            )
+        except FileNotFoundError:
+            raise InvalidInputError("git is not installed: it is needed to read the manifest at --base-ref") from None
+        if out.returncode != 0:
+            raise InvalidInputError(f"{start} is not inside a git repository (needed for --base-ref)")
+        self.top = Path(out.stdout.strip())
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["git", "-c", f"safe.directory={self.top}", "-C", str(self.top), *args],
+            capture_output=True, text=True, check=False,
+        )
+        if check and proc.returncode != 0:
+            raise InvalidInputError(f"git {' '.join(args)}: {proc.stderr.strip().splitlines()[-1:] or ['failed']}")
+        return proc
+
+    def relative(self, path: Path) -> str:
+        return path.resolve().relative_to(self.top.resolve()).as_posix()
+
+    def resolve_ref(self, ref: str) -> str:
+        proc = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        if proc.returncode != 0:
+            raise InvalidInputError(
+                f"--base-ref {ref!r} is not a commit in {self.top} (in a workflow, check out with"
+                " `fetch-depth: 0` so the pull request's base commit is there)"
+            )
+        return proc.stdout.strip()
+
+    def show(self, ref: str, relpath: str) -> str | None:
+        """The file at ``ref``; None when it did not exist there."""
+        proc = self.run("show", f"{ref}:{relpath}", check=False)
+        if proc.returncode != 0:
+            exists = self.run("cat-file", "-e", f"{ref}:{relpath}", check=False).returncode == 0
+            if exists:
+                raise InvalidInputError(f"git show {ref}:{relpath}: {proc.stderr.strip()}")
+            return None
+        return proc.stdout
+
+    def export(self, ref: str, relpath: str, dest: Path) -> Path | None:
+        """Extract directory ``relpath`` as it was at ``ref`` into ``dest``; None if absent there."""
+        listing = self.run("ls-tree", "-r", "--name-only", ref, "--", relpath, check=False)
+        names = [n for n in listing.stdout.splitlines() if n]
+        if listing.returncode != 0 or not names:
+            return None
+        for name in names:
+            blob = subprocess.run(
+                ["git", "-c", f"safe.directory={self.top}", "-C", str(self.top), "show", f"{ref}:{name}"],
+                capture_output=True, check=True,
+            ).stdout
+            target = dest / Path(name).relative_to(relpath)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob)
+        return dest
+
+
+# --------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class TenantPlan:
+    change: TenantChange
+    verified: Verified | None = None
+    job: GateJob | None = None
+    note: str = ""
+
+
+@dataclass
+class ManifestPlan:
+    manifest_path: Path
+    base_ref: str | None
+    base_commit: str | None
+    tenants: list[TenantPlan]
+    workdir: Path | None = None
+    """Temporary directory holding baseline adapters extracted from the base ref."""
+
+    def cleanup(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _baseline_dir(
+    entry: TenantEntry, tenant: str, root: Path, repo: GitRepo | None, ref: str | None, workdir: Path,
+) -> Path:
+    """The base ref's adapter: in the working tree when its bytes are still there, else from git."""
+    assert entry.adapter.path is not None
+    here = resolve(root, entry.adapter.path)
+    assert here is not None
+    if _sha256(here / "adapter_model.safetensors") == entry.adapter.sha256:
+        return here
+    if repo is not None and ref is not None:
+        rel = repo.relative(here) if here.resolve().is_relative_to(repo.top.resolve()) else None
+        if rel is not None:
+            dest = repo.export(ref, rel, workdir / tenant / "baseline")
+            if dest is not None and _sha256(dest / "adapter_model.safetensors") == entry.adapter.sha256:
+                return dest
+    raise InvalidInputError(
+        f"tenant {tenant}: baseline adapter {entry.adapter.version} at {entry.adapter.path} is not in the"
+        f" working tree nor at {ref or 'the base ref'} with sha256 {entry.adapter.sha256}"
+        " (Git LFS files must be fetched)"
+    )
+
+
+def _job(tenant: str, base: TenantEntry, head: TenantEntry, root: Path, baseline_dir: Path,
+         candidate_dir: Path, overrides: dict, audit_log: Path | None, replay_path: Path | None,
+         cache_dir: Path | None) -> GateJob:
+    from adaptergate.model_scoring import ModelInputs
+
+    g = head.gate
+    base_dir = resolve(root, head.base_model.path)
+    model = ModelInputs(
+        base_model=str(base_dir) if base_dir is not None else head.base_model.id,
+        baseline_adapter=baseline_dir,
+        candidate_adapter=candidate_dir,
+        metric=overrides.get("metric") or g.metric or "exact",
+        mode=overrides.get("eval_mode") or g.eval_mode or "auto",
+        max_new_tokens=overrides.get("max_new_tokens") or g.max_new_tokens,
+        base_sha256=head.base_model.sha256,
+        cache_dir=cache_dir,
+        **{k: v for k, v in overrides.items() if k in ("batch_size", "dtype", "device", "quantize") and v is not None},
+    )
+    settings = {
+        "decision": g.decision, "alpha": g.alpha, "on_inconclusive": g.on_inconclusive,
+        "multiplicity": g.multiplicity, "epsilon": g.epsilon, "slice_epsilon": g.slice_epsilon,
+        "slice_min_size": g.slice_min_size, "min_holdout_size": g.min_holdout_size,
+    }
+    # explicit command-line / action settings win over the manifest's
+    settings.update({k: v for k, v in overrides.items() if k in settings and v is not None})
+    holdout = resolve(root, head.holdout)
+    assert holdout is not None
+    return GateJob(
+        tenant=tenant, holdout_path=holdout,
+        candidate=head.adapter.version, baseline=base.adapter.version,
+        model=model, settings=settings, audit_log=audit_log, replay_path=replay_path,
+    )
+
+
+def plan_manifest_gate(
+    manifest_path: Path,
+    base_ref: str | None,
+    *,
+    tenants: list[str] | None = None,
+    overrides: dict | None = None,
+    audit_log: Path | None = None,
+    replay_path: Path | None = None,
+    cache_dir: Path | None = None,
+    base_manifest: Manifest | None = None,
+) -> ManifestPlan:
+    """Diff the manifests, verify every moved adapter (exit 2 on any problem), build the jobs.
+
+    ``base_manifest`` replaces reading the base ref (tests, or a manifest
+    given as a file); ``tenants`` limits the plan to those tenants.
+    """
+    head = load_manifest(manifest_path)
+    root = manifest_path.resolve().parent
+    repo: GitRepo | None = None
+    commit: str | None = None
+    if base_manifest is None and base_ref is not None:
+        repo = GitRepo(manifest_path)
+        commit = repo.resolve_ref(base_ref)
+        text = repo.show(commit, repo.relative(manifest_path))
+        base_manifest = (
+            parse_manifest(text, f"{manifest_path} at {base_ref}", yaml_format=is_yaml(manifest_path.name))
+            if text is not None else None
+        )
+    changes = diff_manifests(base_manifest, head)
+    if tenants:
+        unknown = sorted(set(tenants) - {c.tenant for c in changes})
+        if unknown:
+            raise InvalidInputError(f"{manifest_path}: no tenant {', '.join(map(repr, unknown))}")
+        changes = [c for c in changes if c.tenant in tenants]
+
+    plans = [TenantPlan(change=c) for c in changes]
+    for p in plans:
+        if p.change.needs_gate:
+            p.verified = verify_change(p.change, root)
+    raise_problems([p.verified for p in plans if p.verified is not None])
+
+    workdir = Path(tempfile.mkdtemp(prefix="adaptergate-baselines-"))
+    plan = ManifestPlan(manifest_path=manifest_path, base_ref=base_ref, base_commit=commit, tenants=plans,
+                        workdir=workdir)
+    try:
+        for p in plans:
+            c = p.change
+            if c.kind == "promotion":
+                assert c.base is not None and c.head is not None and p.verified is not None
+                assert p.verified.adapter_dir is not None
+                baseline = _baseline_dir(c.base, c.tenant, root, repo, commit, workdir)
+                p.job = _job(c.tenant, c.base, c.head, root, baseline, p.verified.adapter_dir, overrides or {},
+                             audit_log, replay_path, cache_dir)
+            elif c.kind == "rollback":
+                assert c.head is not None and c.head.rollback is not None
+                p.note = (f"rollback from {c.head.rollback.from_version}: {c.head.rollback.reason}"
+                          " — verified, not scored (a rollback is not held up by the gate)")
+            elif c.kind == "new":
+                p.note = "new tenant: verified; no production adapter to compare with — needs a human review"
+            elif c.kind == "metadata":
+                p.note = "metadata only (" + ", ".join(c.fields) + "): nothing to score"
+            elif c.kind == "removed":
+                p.note = "removed from the manifest"
+    except BaseException:
+        plan.cleanup()
+        raise
+    return plan
+
+
+# --------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------
+
+Status = Literal["accepted", "review", "rejected", "error", "skipped"]
+
+
+@dataclass
+class TenantOutcome:
+    tenant: str
+    kind: str
+    status: Status
+    base_version: str | None
+    head_version: str | None
+    decision: GateDecision | None = None
+    approval: str | None = None  # approve | review | reject (None: no bands)
+    note: str = ""
+    error: str | None = None
+    exit_code: int = 0
+
+    @property
+    def conclusion(self) -> str:
+        """The check run's conclusion for this tenant."""
+        if self.status == "accepted":
+            d = self.decision
+            return "neutral" if d is not None and d.verdict == "INCONCLUSIVE" else "success"
+        if self.status == "review":
+            return "action_required"
+        if self.status == "skipped":
+            return "skipped"
+        return "failure"
+
+
+@dataclass
+class ManifestOutcome:
+    plan: ManifestPlan
+    tenants: list[TenantOutcome] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """3 if any evaluation failed, else 1 if any tenant was rejected, else 0."""
+        codes = [t.exit_code for t in self.tenants]
+        if 3 in codes:
+            return 3
+        if 2 in codes:
+            return 2
+        return 1 if 1 in codes else 0
+
+    @property
+    def gated(self) -> list[TenantOutcome]:
+        return [t for t in self.tenants if t.status != "skipped"]
+
+
+def _outcome_for(plan: TenantPlan, decision: GateDecision) -> TenantOutcome:
+    c = plan.change
+    head = c.head
+    assert head is not None
+    out = TenantOutcome(
+        tenant=c.tenant, kind=c.kind, status="accepted" if decision.accepted else "rejected",
+        base_version=c.base.adapter.version if c.base else None, head_version=head.adapter.version,
+        decision=decision, exit_code=0 if decision.accepted else 1,
+    )
+    if head.approval is not None:
+        band = head.approval.band(decision.score_candidate) if decision.accepted else "reject"
+        out.approval = band
+        if decision.accepted and band == "reject":
+            out.status, out.exit_code = "rejected", 1
+            out.note = (f"score {decision.score_candidate:.3f} is below the tenant's floor"
+                        f" {head.approval.floor:.3f}")
+        elif band == "review":
+            out.status = "review"
+            out.note = (f"score {decision.score_candidate:.3f} is between the floor and the auto-approve"
+                        f" threshold {head.approval.auto_approve:.3f}: needs a human review")
+    return out
+
+
+def run_manifest_gate(
+    plan: ManifestPlan, *, run: Callable[[GateJob], GateDecision] | None = None,
+) -> ManifestOutcome:
+    """Gate every planned tenant; one tenant's failure does not stop the others."""
+    from adaptergate.job import run_job
+
+    run = run or run_job
+    result = ManifestOutcome(plan=plan)
+    for p in plan.tenants:
+        c = p.change
+        base_v = c.base.adapter.version if c.base else None
+        head_v = c.head.adapter.version if c.head else None
+        if p.job is None:
+            status: Status = "review" if c.kind in ("rollback", "new") else "skipped"
+            result.tenants.append(TenantOutcome(
+                tenant=c.tenant, kind=c.kind, status=status, base_version=base_v, head_version=head_v,
+                note=p.note, approval="review" if status == "review" else None,
+            ))
+            continue
+        try:
+            decision = run(p.job)
+        except AdaptergateError as exc:
+            result.tenants.append(TenantOutcome(
+                tenant=c.tenant, kind=c.kind, status="error", base_version=base_v, head_version=head_v,
+                error=exc.message, exit_code=int(exc.exit_code),
+            ))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one tenant's crash is reported, the others still run
+            result.tenants.append(TenantOutcome(
+                tenant=c.tenant, kind=c.kind, status="error", base_version=base_v, head_version=head_v,
+                error=f"internal error: {type(exc).__name__}: {exc}", exit_code=int(exit_code_for(exc)),
+            ))
+            continue
+        result.tenants.append(_outcome_for(p, decision))
+    return result
+

@@ -1,0 +1,224 @@
+"""Promotion as code: a manifest in a real git repository, gated from what a PR changed.
+
+The repository holds the tiny demo model and its two real LoRA adapters
+(trained once per session). The base commit has three tenants; the head
+commit promotes acme (the corrupted candidate, replacing the adapter in
+place, so the baseline must come out of git), edits globex's description
+only, and rolls initech back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from adaptergate.discovery import plan_manifest_gate, run_manifest_gate
+from adaptergate.errors import InvalidInputError
+
+pytestmark = pytest.mark.slow
+
+BASE_ID = "tiny-llama"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def git(root: Path, *args: str) -> str:
+    env = {
+        "GIT_AUTHOR_NAME": "bot", "GIT_AUTHOR_EMAIL": "bot@example.com",
+        "GIT_COMMITTER_NAME": "bot", "GIT_COMMITTER_EMAIL": "bot@example.com",
+        "GIT_AUTHOR_DATE": "2026-11-01T10:00:00Z", "GIT_COMMITTER_DATE": "2026-11-01T10:00:00Z",
+        "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(root.parent),
+    }
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def _copy_adapter(src: Path, dest: Path) -> str:
+    """Copy a PEFT adapter, declaring the manifest's base id; returns the weights' sha256."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest)
+    cfg = json.loads((dest / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = BASE_ID
+    (dest / "adapter_config.json").write_text(json.dumps(cfg, indent=2))
+    return _sha(dest / "adapter_model.safetensors")
+
+
+def _entry(version: str, path: str, sha: str, base_sha: str, **extra) -> dict:
+    return {
+        "adapter": {"version": version, "path": path, "sha256": sha},
+        "base_model": {"id": BASE_ID, "path": "models/tiny-llama", "sha256": base_sha},
+        "holdout": "holdouts/support.jsonl",
+        "gate": {"slice_epsilon": 0.10, "metric": "exact"},
+        **extra,
+    }
+
+
+def _write(root: Path, manifest: dict) -> None:
+    import yaml
+
+    (root / "adaptergate.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+
+
+@pytest.fixture
+def repo(tmp_path, demo_assets):
+    from adaptergate.adapters import inspect_base
+
+    root = tmp_path / "adapters-repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    shutil.copytree(demo_assets.base_dir, root / "models" / "tiny-llama")
+    base_sha = inspect_base(root / "models" / "tiny-llama").sha256
+    (root / "holdouts").mkdir()
+    shutil.copy(demo_assets.holdout, root / "holdouts" / "support.jsonl")
+    good, bad = demo_assets.baseline_adapter, demo_assets.candidate_adapter
+
+    acme_v1 = _copy_adapter(good, root / "adapters" / "acme")
+    globex = _copy_adapter(good, root / "adapters" / "globex" / "1.0.0")
+    ini_v1 = _copy_adapter(good, root / "adapters" / "initech" / "1.0.0")
+    ini_v2 = _copy_adapter(bad, root / "adapters" / "initech" / "2.0.0")
+    base_manifest = {"schema_version": 1, "tenants": {
+        "acme": _entry("1.0.0", "adapters/acme", acme_v1, base_sha),
+        "globex": _entry("1.0.0", "adapters/globex/1.0.0", globex, base_sha, description="old words"),
+        "initech": _entry("2.0.0", "adapters/initech/2.0.0", ini_v2, base_sha),
+    }}
+    _write(root, base_manifest)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "tenants at their production adapters")
+    base_commit = git(root, "rev-parse", "HEAD")
+
+    acme_v2 = _copy_adapter(bad, root / "adapters" / "acme")  # replaced in place
+    head_manifest = json.loads(json.dumps(base_manifest))
+    head_manifest["tenants"]["acme"]["adapter"].update(version="1.1.0", sha256=acme_v2)
+    head_manifest["tenants"]["globex"]["description"] = "new words"
+    head_manifest["tenants"]["initech"]["adapter"].update(version="1.0.0", path="adapters/initech/1.0.0", sha256=ini_v1)
+    head_manifest["tenants"]["initech"]["rollback"] = {"from_version": "2.0.0", "reason": "refunds broke in prod"}
+    _write(root, head_manifest)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "promote acme 1.1.0, roll initech back")
+    return {"root": root, "base": base_commit, "head": git(root, "rev-parse", "HEAD"),
+            "manifest": head_manifest, "base_sha": base_sha}
+
+
+def test_discovery_gates_only_the_moved_adapter(repo, tmp_path):
+    plan = plan_manifest_gate(repo["root"] / "adaptergate.yaml", repo["base"], cache_dir=tmp_path / "cache")
+    kinds = {p.change.tenant: p.change.kind for p in plan.tenants}
+    assert kinds == {"acme": "promotion", "globex": "metadata", "initech": "rollback"}
+    jobs = {p.change.tenant: p.job for p in plan.tenants if p.job is not None}
+    assert list(jobs) == ["acme"]  # metadata edits and rollbacks are not scored
+    acme = jobs["acme"]
+    assert (acme.baseline, acme.candidate) == ("1.0.0", "1.1.0")
+    # the baseline's bytes were replaced in the working tree: taken from the base commit
+    assert acme.model is not None and acme.model.baseline_adapter != repo["root"] / "adapters" / "acme"
+    try:
+        outcome = run_manifest_gate(plan)
+    finally:
+        plan.cleanup()
+    assert not Path(acme.model.baseline_adapter).exists()  # the extracted copy is cleaned up
+    by = {t.tenant: t for t in outcome.tenants}
+    assert by["acme"].error is None, by["acme"].error
+    assert by["acme"].status == "rejected" and by["acme"].decision.driver_slice_tag == "intent=refund"
+    assert by["globex"].status == "skipped" and "description" in by["globex"].note
+    assert by["initech"].status == "review" and "refunds broke in prod" in by["initech"].note
+    assert outcome.exit_code == 1
+
+
+def _problems(repo, mutate) -> InvalidInputError:
+    manifest = json.loads(json.dumps(repo["manifest"]))
+    mutate(manifest)
+    _write(repo["root"], manifest)
+    with pytest.raises(InvalidInputError) as info:
+        plan_manifest_gate(repo["root"] / "adaptergate.yaml", repo["base"])
+    return info.value
+
+
+def test_tampered_weights_are_refused_before_anything_runs(repo):
+    weights = repo["root"] / "adapters" / "acme" / "adapter_model.safetensors"
+    expected = repo["manifest"]["tenants"]["acme"]["adapter"]["sha256"]
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    err = _problems(repo, lambda m: None)
+    assert err.message.startswith(f"tenant acme: adapter.sha256: expected {expected}, got {_sha(weights)}")
+    assert err.exit_code == 2
+
+
+def test_wrong_base_is_refused(repo):
+    cfg_path = repo["root"] / "adapters" / "acme" / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = "meta-llama/Llama-3.1-8B"
+    cfg_path.write_text(json.dumps(cfg))
+
+    def new_sha(m):  # the config is not hashed, the weights are: the manifest stays consistent
+        pass
+
+    err = _problems(repo, new_sha)
+    assert "tenant acme: base_model:" in err.message and "meta-llama/Llama-3.1-8B" in err.message
+
+
+def test_base_weights_hash_is_checked(repo):
+    err = _problems(repo, lambda m: m["tenants"]["acme"]["base_model"].update(sha256="0" * 64))
+    assert err.message.startswith("tenant acme: base_model.sha256: expected " + "0" * 64)
+
+
+def test_version_must_increase_unless_flagged_as_rollback(repo):
+    err = _problems(repo, lambda m: m["tenants"]["acme"]["adapter"].update(version="1.0.0"))
+    assert "tenant acme: adapter.version: expected a version above 1.0.0" in err.message
+    err = _problems(repo, lambda m: m["tenants"]["initech"].pop("rollback"))
+    assert "tenant initech: adapter.version: expected a version above 2.0.0" in err.message
+    err = _problems(repo, lambda m: m["tenants"]["initech"]["rollback"].update(from_version="1.5.0"))
+    assert "tenant initech: rollback.from_version: expected 2.0.0, got 1.5.0" in err.message
+
+
+def test_every_problem_is_listed(repo):
+    def both(m):
+        m["tenants"]["acme"]["adapter"]["version"] = "0.9.0"
+        m["tenants"]["initech"].pop("rollback")
+
+    err = _problems(repo, both)
+    assert len(err.details) == 2 and "(and 1 more)" in err.message
+
+
+def test_unknown_base_ref_is_one_clear_line(repo):
+    with pytest.raises(InvalidInputError, match="fetch-depth: 0"):
+        plan_manifest_gate(repo["root"] / "adaptergate.yaml", "0" * 40)
+
+
+def test_action_gates_each_changed_tenant_with_one_comment(repo, tmp_path):
+    from github_stub import GitHubStub, make_pull_request_event
+    from test_action import run_action
+
+    event = make_pull_request_event(owner="acme", repo="adapters", number=7, head_sha=repo["head"],
+                                    base_sha=repo["base"])
+    with GitHubStub(owner="acme", repo="adapters") as stub:
+        stub.add_pull(7, head_sha=repo["head"], base_sha=repo["base"])
+        run = run_action(repo["root"], stub, {"manifest": "adaptergate.yaml", "cache-dir": str(tmp_path / "c")},
+                         event=event, base_with={})
+        assert stub.violations == []
+    assert run.code == 1, run.stdout + run.stderr
+    o = run.outputs
+    assert o["decision"] == "rejected" and o["approval"] == "reject" and o["verdict"] == "REJECTED"
+    assert o["driver-slice"] == "acme: intent=refund"
+    tenants = {t["tenant"]: t for t in json.loads(o["tenants"])}
+    assert tenants["acme"]["status"] == "rejected" and tenants["acme"]["from"] == "1.0.0"
+    assert tenants["globex"]["status"] == "skipped" and tenants["initech"]["status"] == "review"
+
+    [comment] = stub.comments_on(7)
+    body = comment["body"]
+    assert body.startswith("<!-- adaptergate:report tenant=manifest%3Aadaptergate.yaml -->")
+    assert "| acme | promotion | 1.0.0 → 1.1.0 | 🚫 rejected" in body
+    assert "| globex | metadata |" in body and "| initech | rollback | 2.0.0 → 1.0.0 | 👀 needs review" in body
+    assert "### 🚫 acme" in body and "intent=refund" in body
+
+    runs = {r["name"]: r for r in stub.check_runs.values()}
+    assert set(runs) == {"adaptergate / acme", "adaptergate / initech"}  # none for a metadata edit
+    assert runs["adaptergate / acme"]["conclusion"] == "failure"
+    assert runs["adaptergate / acme"]["head_sha"] == repo["head"]
+    assert runs["adaptergate / initech"]["conclusion"] == "action_required"
+    assert (repo["root"] / "adaptergate-report" / "acme" / "report.json").is_file()
+    assert (repo["root"] / o["report-path"]).read_text().strip() == o["tenants"]

@@ -37,12 +37,16 @@ app = typer.Typer(
 )
 holdout_app = typer.Typer(help="Manage a tenant's held-out queries.", no_args_is_help=True)
 replay_app = typer.Typer(help="Inspect rejected updates.", no_args_is_help=True)
+manifest_app = typer.Typer(
+    help="Inspect the tenant adapter manifest: validate, show, history, export, schema.", no_args_is_help=True
+)
 demo_app = typer.Typer(
     help="Run the bundled demos, offline (the default builds a tiny model and two real LoRA adapters).",
     invoke_without_command=True,
 )
 app.add_typer(holdout_app, name="holdout")
 app.add_typer(replay_app, name="replay")
+app.add_typer(manifest_app, name="manifest")
 app.add_typer(demo_app, name="demo")
 
 _state: dict[str, Any] = {"debug": False}
@@ -93,14 +97,25 @@ def _root(
 
 @app.command()
 def gate(
-    tenant: str = typer.Option(..., help="Tenant / workspace identifier."),
+    tenant: Optional[str] = typer.Option(
+        None, help="Tenant / workspace identifier (with --manifest: only gate this tenant)."
+    ),
     candidate: Optional[str] = typer.Option(
         None, help="Candidate adapter id (default with --candidate-adapter: its directory name)."
     ),
     baseline: Optional[str] = typer.Option(
         None, help="Baseline (production) adapter id. Omit only with --no-require-calibration."
     ),
-    holdout_path: Path = typer.Option(..., "--holdout", help="Path to the tenant's JSONL held-out set."),
+    holdout_path: Optional[Path] = typer.Option(
+        None, "--holdout", help="Path to the tenant's JSONL held-out set (required without --manifest)."
+    ),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest",
+        help="Tenant adapter manifest: gate every tenant whose adapter changed since --base-ref.",
+    ),
+    base_ref: Optional[str] = typer.Option(
+        None, "--base-ref", help="With --manifest: the git ref whose manifest holds the baselines (e.g. origin/main).",
+    ),
     scorer_spec: Optional[str] = typer.Option(
         None, "--scorer", help="Scorer as 'module:function' (or score real adapters with --base-model)."
     ),
@@ -109,13 +124,14 @@ def gate(
     ),
     baseline_adapter: Optional[Path] = typer.Option(None, "--baseline-adapter", help="Production LoRA adapter dir."),
     candidate_adapter: Optional[Path] = typer.Option(None, "--candidate-adapter", help="Candidate LoRA adapter dir."),
-    metric: str = typer.Option(
-        "exact", "--metric",
+    metric: Optional[str] = typer.Option(
+        None, "--metric",
         help="Compare generated text with gold: exact[:opts], contains, regex, json, numeric[:abs=,rel=], sql,"
-        " or module:function(output, query).",
+        " or module:function(output, query). [default: exact, or the manifest's]",
     ),
-    eval_mode: str = typer.Option(
-        "auto", "--eval-mode", help="auto, generate, or teacher-forced (exact match in one forward pass)."
+    eval_mode: Optional[str] = typer.Option(
+        None, "--eval-mode",
+        help="auto, generate, or teacher-forced (exact match in one forward pass). [default: auto]",
     ),
     max_new_tokens: Optional[int] = typer.Option(
         None, "--max-new-tokens", help="Default: the longest gold answer in tokens, plus EOS."
@@ -196,6 +212,40 @@ def gate(
     """Evaluate a candidate adapter against the baseline. Exit 0 accepted, 1 rejected."""
     from adaptergate.job import GateJob, run_job
 
+    settings = {
+        "decision": decision_rule, "alpha": alpha, "on_inconclusive": on_inconclusive,
+        "multiplicity": multiplicity, "epsilon": epsilon, "slice_epsilon": slice_epsilon,
+        "slice_min_size": slice_min_size, "min_holdout_size": min_holdout_size, "strict": strict,
+        "pass_threshold": pass_threshold,
+    }
+    fmt = Format.json if quiet else output_format
+    if manifest is not None:
+        for flag, value in (("--holdout", holdout_path), ("--scorer", scorer_spec), ("--base-model", base_model),
+                            ("--baseline-adapter", baseline_adapter), ("--candidate-adapter", candidate_adapter),
+                            ("--candidate", candidate), ("--baseline", baseline), ("--config", config_path),
+                            ("--rows-out", rows_out)):
+            if value is not None:
+                raise UsageError(f"{flag} does not go with --manifest: the manifest names each tenant's files")
+        if base_ref is None:
+            raise UsageError("--manifest needs --base-ref: the git ref whose manifest holds the baselines")
+        if strict is not None or pass_threshold is not None:
+            raise UsageError("--strict and --pass-threshold do not go with --manifest (use approval bands)")
+        code = _gate_manifest(
+            manifest, base_ref, tenant, fmt, show_failures=show_failures,
+            overrides={
+                **settings, "metric": metric, "eval_mode": eval_mode, "max_new_tokens": max_new_tokens,
+                "batch_size": batch_size, "dtype": dtype, "device": device, "quantize": quantize,
+            },
+            audit_log=audit_log, replay_path=replay_path, cache_dir=cache_dir,
+        )
+        raise typer.Exit(code)
+    if base_ref is not None:
+        raise UsageError("--base-ref goes with --manifest")
+    if tenant is None:
+        raise UsageError("Missing option '--tenant'")
+    if holdout_path is None:
+        raise UsageError("Missing option '--holdout'")
+
     model = None
     if base_model is not None:
         if baseline_adapter is None or candidate_adapter is None:
@@ -204,28 +254,75 @@ def gate(
 
         model = ModelInputs(
             base_model=base_model, baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter,
-            metric=metric, mode=eval_mode, max_new_tokens=max_new_tokens, stop=tuple(stop),
+            metric=metric or "exact", mode=eval_mode or "auto", max_new_tokens=max_new_tokens, stop=tuple(stop),
             chat_template=chat_template, batch_size=batch_size, dtype=dtype, device=device, quantize=quantize,
             allow_pickle=allow_pickle, base_sha256=base_sha256, cache_dir=cache_dir,
         )
     job = GateJob(
         tenant=tenant, holdout_path=holdout_path, candidate=candidate, baseline=baseline,
-        scorer_spec=scorer_spec, model=model,
-        settings={
-            "decision": decision_rule, "alpha": alpha, "on_inconclusive": on_inconclusive,
-            "multiplicity": multiplicity, "epsilon": epsilon, "slice_epsilon": slice_epsilon,
-            "slice_min_size": slice_min_size, "min_holdout_size": min_holdout_size, "strict": strict,
-            "pass_threshold": pass_threshold,
-        },
+        scorer_spec=scorer_spec, model=model, settings=settings,
         config_path=config_path, require_calibration=require_calibration, sample=sample_n,
         sample_seed=sample_seed, repeats=repeats, max_line_bytes=max_line_bytes,
         audit_log=audit_log, replay_path=replay_path, rows_out=rows_out,
     )
     with _progress(enabled=model is not None) as tick:
         decision = run_job(job, progress=tick)
-    fmt = Format.json if quiet else output_format
     _emit(decision, fmt, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days)
     raise typer.Exit(int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED))
+
+
+def _gate_manifest(
+    manifest: Path, base_ref: str, tenant: Optional[str], fmt: Format, *, show_failures: int,
+    overrides: dict[str, Any], audit_log: Optional[Path], replay_path: Optional[Path], cache_dir: Optional[Path],
+) -> int:
+    """``gate --manifest``: every tenant whose adapter moved since ``base_ref``."""
+    from adaptergate.discovery import plan_manifest_gate, run_manifest_gate
+    from adaptergate.job import run_job
+
+    if fmt is Format.junit:
+        raise UsageError("--format junit reports one gate; with --manifest use human, json, markdown or pr-comment")
+    plan = plan_manifest_gate(
+        manifest, base_ref, tenants=[tenant] if tenant else None, overrides=overrides,
+        audit_log=audit_log, replay_path=replay_path, cache_dir=cache_dir,
+    )
+    try:
+        def one(job: Any) -> Any:
+            with _progress(enabled=True) as tick:
+                return run_job(job, progress=tick)
+
+        outcome = run_manifest_gate(plan, run=one)
+    finally:
+        plan.cleanup()
+    if fmt is Format.json:
+        doc = {
+            "manifest": str(manifest), "base_ref": base_ref, "base_commit": plan.base_commit,
+            "exit_code": outcome.exit_code,
+            "tenants": [
+                {"tenant": t.tenant, "change": t.kind, "status": t.status, "from": t.base_version,
+                 "to": t.head_version, "approval": t.approval, "note": t.note or None, "error": t.error,
+                 "decision": json.loads(t.decision.compact().to_json()) if t.decision is not None else None}
+                for t in outcome.tenants
+            ],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    elif fmt is Format.human:
+        con = _console()
+        con.print(f"{manifest} against {base_ref}:", markup=False, highlight=False)
+        for t in outcome.tenants:
+            version = f"{t.base_version or '—'} → {t.head_version or '—'}"
+            line = f"  {t.tenant:<20} {t.kind:<10} {version:<20} {t.status}"
+            extra = t.error or t.note
+            con.print(line + (f"  ({extra})" if extra else ""), markup=False, highlight=False)
+        for t in outcome.tenants:
+            if t.decision is not None and t.status != "accepted":
+                con.print("", markup=False)
+                _emit(t.decision, Format.human, show_failures=show_failures, staleness_threshold_days=30)
+    else:
+        from adaptergate.rendering import render_manifest
+
+        sys.stdout.write(render_manifest(outcome, fmt.value, show_failures=show_failures,
+                                         manifest_name=manifest.name))
+    return outcome.exit_code
 
 
 class _progress:
@@ -555,6 +652,207 @@ def review(
         marks = {"=": "{}", "-": "[-{}-]", "+": "{{+{}+}}"}
         diff = [marks[op].format(words) for op, words in word_diff(b, c)]
         con.print(f"diff:      {' '.join(x for x in diff if x)}", markup=False, highlight=False)
+
+
+# --------------------------------------------------------------- manifest
+# The tenant manifest's lifecycle (adaptergate.promotion does the work).
+
+MANIFEST_OPT = typer.Option(
+    Path("adaptergate.yaml"), "--manifest", envvar="ADAPTERGATE_MANIFEST",
+    help="The tenant adapter manifest (YAML or JSON).",
+)
+AUDIT_OPT = typer.Option(None, "--audit-log", help="The gate's audit log: show its decision for each version.")
+
+
+class ExportFormat(str, Enum):
+    vllm = "vllm"
+    json = "json"
+
+
+class BumpPart(str, Enum):
+    major = "major"
+    minor = "minor"
+    patch = "patch"
+
+
+def _out(line: str) -> None:
+    typer.echo(line)
+
+
+@manifest_app.command("validate")
+def manifest_validate(
+    manifest: Path = MANIFEST_OPT,
+    check_base_hash: bool = typer.Option(
+        False, "--check-base-hash", help="Also hash each local base model against its sha256 (slow)."
+    ),
+) -> None:
+    """Parse the manifest and check every tenant's files and weights' sha256. Exit 2 on any problem."""
+    from adaptergate.promotion import validate_manifest
+
+    report = validate_manifest(manifest, check_base_hash=check_base_hash)
+    hub = f" ({len(report.hub)} on the Hub, not checked: {', '.join(report.hub)})" if report.hub else ""
+    _out(f"manifest OK: {report.tenants} tenant{'s' if report.tenants != 1 else ''}{hub}")
+
+
+@manifest_app.command("show")
+def manifest_show(
+    manifest: Path = MANIFEST_OPT,
+    tenant: Optional[str] = typer.Option(None, help="Only this tenant."),
+    as_json: bool = typer.Option(False, "--json", help="The entries as JSON."),
+) -> None:
+    """A readable summary of each tenant's entry."""
+    from adaptergate.manifest import load_manifest
+    from adaptergate.promotion import describe_entry, show_entries
+
+    m = load_manifest(manifest)
+    if as_json:
+        _out(json.dumps(show_entries(m, tenant), indent=2, ensure_ascii=False))
+        return
+    names = [tenant] if tenant is not None else list(m.tenants)
+    if not names:
+        _out(f"{manifest}: no tenants")
+    for i, t in enumerate(names):
+        if i:
+            _out("")
+        for line in describe_entry(t, m.entry(t, str(manifest))):
+            _out(line)
+
+
+@manifest_app.command("history")
+def manifest_history(
+    tenant: str = typer.Option(..., help="The tenant whose promotions to list."),
+    manifest: Path = MANIFEST_OPT,
+    audit_log: Optional[Path] = AUDIT_OPT,
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the newest N changes."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON list."),
+) -> None:
+    """Each commit that changed the tenant's adapter, newest first (from the manifest's git log)."""
+    from adaptergate.promotion import tenant_history
+
+    events = tenant_history(manifest, tenant, audit_log=audit_log, limit=limit)
+    if as_json:
+        _out(json.dumps([e.to_json() for e in events], indent=2, ensure_ascii=False))
+        return
+    for e in events:
+        change = f"{e.version_before or '-'} -> {e.version_after or '-'}"
+        line = f"{e.date[:10]}  {e.short}  {e.kind:<9}  {change:<17}  {e.author}: {e.subject}"
+        if e.rollback_reason:
+            line += f"  [reason: {e.rollback_reason}]"
+        if audit_log is not None and e.version_after is not None:
+            d = e.decision
+            line += f"  [gate: {d['verdict']} {d['timestamp'][:10]}]" if d else "  [gate: no decision]"
+        _out(line)
+    if not events:
+        _out(f"no commit changed tenant {tenant}'s adapter")
+
+
+@manifest_app.command("export")
+def manifest_export(
+    manifest: Path = MANIFEST_OPT,
+    output_format: ExportFormat = typer.Option(ExportFormat.vllm, "--format", "-f"),
+    tenants: Optional[list[str]] = typer.Option(None, "--tenant", help="Only these tenants (repeatable)."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", help="Only tenants on this base model."),
+    max_loras: Optional[int] = typer.Option(
+        None, "--max-loras", help="vLLM --max-loras (default: the number of exported adapters)."
+    ),
+    hub_cache: Optional[Path] = typer.Option(
+        None, "--hub-cache", help="Hugging Face hub cache of the serving host (for hf_repo adapters)."
+    ),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the weights' sha256 first."),
+) -> None:
+    """The promoted adapters for serving: vLLM arguments, or a JSON list."""
+    from adaptergate.manifest import load_manifest
+    from adaptergate.promotion import export_adapters, shell_line, vllm_args
+
+    m = load_manifest(manifest)
+    adapters, notes = export_adapters(m, manifest.parent, tenants, base_model=base_model, verify=verify,
+                                      hub_cache=hub_cache)
+    if output_format is ExportFormat.json:
+        _out(json.dumps([a.to_json() for a in adapters], indent=2, ensure_ascii=False))
+    else:
+        _out(shell_line(vllm_args(adapters, max_loras=max_loras)))
+    err = _err_console()
+    for note in notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
+
+
+@manifest_app.command("schema")
+def manifest_schema() -> None:
+    """Print the manifest's JSON Schema (committed as schemas/manifest.schema.json)."""
+    from adaptergate.promotion import schema_text
+
+    sys.stdout.write(schema_text())
+
+
+def _sha_change(old: Optional[str], new: str) -> str:
+    return f"{old[:12]} -> {new}" if old else new
+
+
+@app.command()
+def promote(
+    tenant: str = typer.Option(..., help="The tenant to promote an adapter for."),
+    adapter: Path = typer.Option(..., "--adapter", help="The PEFT LoRA adapter directory."),
+    manifest: Path = MANIFEST_OPT,
+    bump: Optional[BumpPart] = typer.Option(None, "--bump", help="Version part to bump (default: minor)."),
+    version: Optional[str] = typer.Option(None, "--version", help="The new version (instead of --bump)."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", help="Base model id (required for a new tenant)."),
+    holdout: Optional[Path] = typer.Option(None, "--holdout", help="Held-out JSONL (required for a new tenant)."),
+    card: Optional[Path] = typer.Option(None, "--card", help="An adapter card (JSON or YAML) to merge."),
+    creator: Optional[str] = typer.Option(None, "--creator", help="Who made it (default $GITHUB_ACTOR or $USER)."),
+    data_source: Optional[str] = typer.Option(None, "--data-source", help="Where the training data came from."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Training dataset name."),
+    dataset_size: Optional[int] = typer.Option(None, "--dataset-size", help="Training examples."),
+    task: Optional[str] = typer.Option(None, "--task", help="The adapter's task (card)."),
+    domain: Optional[str] = typer.Option(None, "--domain", help="The adapter's domain (card)."),
+    language: Optional[str] = typer.Option(None, "--language", help="The adapter's language (card)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the change; do not write the manifest."),
+    as_json: bool = typer.Option(False, "--json", help="Print the change as JSON."),
+) -> None:
+    """Point a tenant at a new adapter under a higher version (the edit a promotion PR commits)."""
+    from adaptergate.promotion import promote as do_promote
+
+    res = do_promote(
+        manifest, tenant, adapter, bump=bump.value if bump else None, version=version, base_model=base_model,
+        holdout=holdout, card_file=card, creator=creator, data_source=data_source, dataset=dataset,
+        dataset_size=dataset_size, task=task, domain=domain, language=language, dry_run=dry_run,
+    )
+    if as_json:
+        _out(json.dumps(res.to_json(), ensure_ascii=False))
+        return
+    head = f"{res.old_version} -> {res.new_version}" if res.old_version else f"new tenant at {res.new_version}"
+    _out(f"{res.tenant}: {head}")
+    _out(f"  adapter: {res.path}")
+    _out(f"  sha256:  {_sha_change(res.old_sha256, res.new_sha256)}")
+    if not res.written:
+        _out(f"dry run: {manifest} not written")
+    else:
+        _out(f"{'created' if res.created_manifest else 'wrote'} {manifest}")
+
+
+@app.command()
+def rollback(
+    tenant: str = typer.Option(..., help="The tenant to roll back."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the manifest)."),
+    to: Optional[str] = typer.Option(None, "--to", help="The version to return to (default: the previous one)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who decided (default $GITHUB_ACTOR or $USER)."),
+    manifest: Path = MANIFEST_OPT,
+    audit_log: Optional[Path] = typer.Option(
+        None, "--audit-log", help="Only versions with an accepted gate decision in this audit log qualify."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the change; do not write the manifest."),
+    as_json: bool = typer.Option(False, "--json", help="Print the change as JSON."),
+) -> None:
+    """Write a tenant's earlier version (from the manifest's git history) back, flagged as a rollback."""
+    from adaptergate.promotion import rollback as do_rollback
+
+    res = do_rollback(manifest, tenant, reason=reason, to=to, by=by, audit_log=audit_log, dry_run=dry_run)
+    if as_json:
+        _out(json.dumps(res.to_json(), ensure_ascii=False))
+        return
+    _out(f"{res.tenant}: {res.old_version} -> {res.new_version} (rollback, from commit {res.commit[:12]})")
+    _out(f"  adapter: {res.path}")
+    _out(f"  sha256:  {res.sha256}")
+    _out(f"dry run: {manifest} not written" if not res.written else f"wrote {manifest}")
 
 
 # -------------------------------------------------------------- calibrate

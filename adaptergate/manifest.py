@@ -312,7 +312,9 @@ def parse_manifest(text: str, source: str, *, yaml_format: bool | None = None) -
     except ValidationError as exc:
         problems = [f"{_loc(e['loc'])}: {_msg(e)}" for e in exc.errors()]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InvalidInputError(f"{source}: {problems[0]}{more}", details=problems) from None
+        # one problem is the message alone (as details it would print twice)
+        raise InvalidInputError(f"{source}: {problems[0]}{more}",
+                                details=problems if len(problems) > 1 else None) from None
 
 
 def load_manifest(path: str | Path) -> Manifest:

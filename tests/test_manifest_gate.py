@@ -222,3 +222,37 @@ def test_action_gates_each_changed_tenant_with_one_comment(repo, tmp_path):
     assert runs["adaptergate / initech"]["conclusion"] == "action_required"
     assert (repo["root"] / "adaptergate-report" / "acme" / "report.json").is_file()
     assert (repo["root"] / o["report-path"]).read_text().strip() == o["tenants"]
+
+
+def test_cli_gate_manifest_json_and_usage_errors(repo, tmp_path, capsys, monkeypatch):
+    from adaptergate.cli import main
+
+    monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
+    manifest = str(repo["root"] / "adaptergate.yaml")
+    replay = tmp_path / "replay.jsonl"
+    code = main(["gate", "--manifest", manifest, "--base-ref", repo["base"], "--format", "json",
+                 "--cache-dir", str(tmp_path / "c"), "--replay-path", str(replay)])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    doc = json.loads(out)
+    by = {t["tenant"]: t for t in doc["tenants"]}
+    assert by["acme"]["status"] == "rejected" and by["acme"]["decision"]["driver_slice_tag"] == "intent=refund"
+    assert by["acme"]["decision"]["candidate_id"] == "1.1.0" and by["acme"]["decision"]["baseline_id"] == "1.0.0"
+    assert by["globex"]["status"] == "skipped" and by["initech"]["status"] == "review"
+    assert main(["replay", "list", "--tenant", "acme", "--replay-path", str(replay)]) == 0
+    assert "1.1.0" in capsys.readouterr().out
+
+    # only one tenant, and it is not the one that moved: nothing scored, exit 0
+    assert main(["gate", "--manifest", manifest, "--base-ref", repo["base"], "--tenant", "globex"]) == 0
+    assert "metadata" in capsys.readouterr().out
+
+    for argv, message in (
+        (["--holdout", "h.jsonl"], "--holdout does not go with --manifest"),
+        ([], None),
+    ):
+        full = ["gate", "--manifest", manifest, *argv] + (["--base-ref", repo["base"]] if message else [])
+        assert main(full) == 2
+        err = capsys.readouterr().err
+        assert (message or "--manifest needs --base-ref") in err and "Traceback" not in err
+    assert main(["gate", "--manifest", manifest, "--base-ref", repo["base"], "--tenant", "nobody"]) == 2
+    assert "no tenant 'nobody'" in capsys.readouterr().err

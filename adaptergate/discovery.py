@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from adaptergate.errors import AdaptergateError, InvalidInputError, exit_code_for
+from adaptergate.gitrepo import GitRepo
 from adaptergate.job import GateJob
 from adaptergate.manifest import (
     Manifest,
@@ -42,80 +42,7 @@ from adaptergate.manifest import (
 )
 from adaptergate.models import GateDecision
 
-__all__ = ["GitRepo", "ManifestOutcome", "ManifestPlan", "TenantOutcome", "plan_manifest_gate", "run_manifest_gate"]
-
-
-# --------------------------------------------------------------------------
-# git
-# --------------------------------------------------------------------------
-
-
-class GitRepo:
-    """The git repository holding a file; every call is ``git -C <top> -c safe.directory=<top>``.
-
-    ``safe.directory``: in a container action the workspace belongs to the
-    runner's user, not to root, and git refuses such a repository otherwise.
-    """
-
-    def __init__(self, path: Path) -> None:
-        start = path if path.is_dir() else path.parent
-        try:
-            out = subprocess.run(
-                ["git", "-c", f"safe.directory={start.resolve()}", "-C", str(start), "rev-parse", "--show-toplevel"],
-                capture_output=True, text=True, check=False,
-            )
-        except FileNotFoundError:
-            raise InvalidInputError("git is not installed: it is needed to read the manifest at --base-ref") from None
-        if out.returncode != 0:
-            raise InvalidInputError(f"{start} is not inside a git repository (needed for --base-ref)")
-        self.top = Path(out.stdout.strip())
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["git", "-c", f"safe.directory={self.top}", "-C", str(self.top), *args],
-            capture_output=True, text=True, check=False,
-        )
-        if check and proc.returncode != 0:
-            raise InvalidInputError(f"git {' '.join(args)}: {proc.stderr.strip().splitlines()[-1:] or ['failed']}")
-        return proc
-
-    def relative(self, path: Path) -> str:
-        return path.resolve().relative_to(self.top.resolve()).as_posix()
-
-    def resolve_ref(self, ref: str) -> str:
-        proc = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-        if proc.returncode != 0:
-            raise InvalidInputError(
-                f"--base-ref {ref!r} is not a commit in {self.top} (in a workflow, check out with"
-                " `fetch-depth: 0` so the pull request's base commit is there)"
-            )
-        return proc.stdout.strip()
-
-    def show(self, ref: str, relpath: str) -> str | None:
-        """The file at ``ref``; None when it did not exist there."""
-        proc = self.run("show", f"{ref}:{relpath}", check=False)
-        if proc.returncode != 0:
-            exists = self.run("cat-file", "-e", f"{ref}:{relpath}", check=False).returncode == 0
-            if exists:
-                raise InvalidInputError(f"git show {ref}:{relpath}: {proc.stderr.strip()}")
-            return None
-        return proc.stdout
-
-    def export(self, ref: str, relpath: str, dest: Path) -> Path | None:
-        """Extract directory ``relpath`` as it was at ``ref`` into ``dest``; None if absent there."""
-        listing = self.run("ls-tree", "-r", "--name-only", ref, "--", relpath, check=False)
-        names = [n for n in listing.stdout.splitlines() if n]
-        if listing.returncode != 0 or not names:
-            return None
-        for name in names:
-            blob = subprocess.run(
-                ["git", "-c", f"safe.directory={self.top}", "-C", str(self.top), "show", f"{ref}:{name}"],
-                capture_output=True, check=True,
-            ).stdout
-            target = dest / Path(name).relative_to(relpath)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(blob)
-        return dest
+__all__ = ["ManifestOutcome", "ManifestPlan", "TenantOutcome", "plan_manifest_gate", "run_manifest_gate"]
 
 
 # --------------------------------------------------------------------------
@@ -166,9 +93,8 @@ def _baseline_dir(
     if _sha256(here / "adapter_model.safetensors") == entry.adapter.sha256:
         return here
     if repo is not None and ref is not None:
-        rel = repo.relative(here) if here.resolve().is_relative_to(repo.top.resolve()) else None
-        if rel is not None:
-            dest = repo.export(ref, rel, workdir / tenant / "baseline")
+        if repo.contains(here):
+            dest = repo.export(ref, repo.relative(here), workdir / tenant / "baseline")
             if dest is not None and _sha256(dest / "adapter_model.safetensors") == entry.adapter.sha256:
                 return dest
     raise InvalidInputError(
@@ -233,12 +159,13 @@ def plan_manifest_gate(
     repo: GitRepo | None = None
     commit: str | None = None
     if base_manifest is None and base_ref is not None:
-        repo = GitRepo(manifest_path)
+        repo = GitRepo(manifest_path, why=" (--base-ref reads the manifest at that commit)")
         commit = repo.resolve_ref(base_ref)
-        text = repo.show(commit, repo.relative(manifest_path))
+        blob = repo.show(commit, repo.relative(manifest_path))
         base_manifest = (
-            parse_manifest(text, f"{manifest_path} at {base_ref}", yaml_format=is_yaml(manifest_path.name))
-            if text is not None else None
+            parse_manifest(blob.decode("utf-8", "replace"), f"{manifest_path} at {base_ref}",
+                           yaml_format=is_yaml(manifest_path.name))
+            if blob is not None else None
         )
     changes = diff_manifests(base_manifest, head)
     if tenants:

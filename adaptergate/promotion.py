@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +31,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from adaptergate.errors import InvalidInputError, UsageError
+from adaptergate.gitrepo import GitRepo, error_line
 from adaptergate.manifest import (
     AdapterCard,
     AdapterRef,
@@ -235,35 +235,13 @@ class Revision:
     manifest: Manifest | None
 
 
-def _git(cwd: Path, args: list[str], *, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    try:
-        return subprocess.run(["git", "-C", str(cwd), *args], input=stdin, capture_output=True,
-                              env=env, timeout=120, check=False)
-    except FileNotFoundError:
-        raise InvalidInputError("git is not installed (the manifest's history is its git log)") from None
-    except subprocess.TimeoutExpired:
-        raise InvalidInputError(f"git {args[0]} in {cwd} did not finish within 120 s") from None
-
-
-def _git_error(res: subprocess.CompletedProcess[bytes]) -> str:
-    lines = res.stderr.decode("utf-8", "replace").strip().splitlines()
-    return lines[0].removeprefix("fatal: ") if lines else f"exit status {res.returncode}"
-
-
 def manifest_revisions(path: Path) -> list[Revision]:
     """Every commit that touched the manifest file (following renames), newest first."""
-    directory = path.parent
-    if not directory.is_dir():
-        raise InvalidInputError(f"manifest {path}: directory {directory} not found")
-    top = _git(directory, ["rev-parse", "--show-toplevel"])
-    if top.returncode != 0:
-        raise InvalidInputError(f"manifest {path} is not in a git repository (history and rollback read"
-                                f" its git log): {_git_error(top)}")
-    res = _git(directory, ["log", "--follow", "--no-color", "-z", "--name-only",
-                           "--format=%x1e%H%x1f%h%x1f%aI%x1f%an%x1f%s", "--", path.name])
+    repo = GitRepo(path, why=" (history and rollback read its git log)")
+    res = repo.run("log", "--follow", "--no-color", "-z", "--name-only",
+                   "--format=%x1e%H%x1f%h%x1f%aI%x1f%an%x1f%s", "--", repo.relative(path), check=False)
     if res.returncode != 0:
-        msg = _git_error(res)
+        msg = error_line(res)
         if "does not have any commits" in msg:
             return []
         raise InvalidInputError(f"git log of {path} failed: {msg}")
@@ -280,10 +258,7 @@ def manifest_revisions(path: Path) -> list[Revision]:
     if not heads:
         return []
     batch = "".join(f"{f[0]}:{name}\n" for f, name in heads).encode("utf-8")
-    cat = _git(directory, ["cat-file", "--batch"], stdin=batch)
-    if cat.returncode != 0:
-        raise InvalidInputError(f"git cat-file in {directory} failed: {_git_error(cat)}")
-    blobs = _parse_batch(cat.stdout, len(heads))
+    blobs = _parse_batch(repo.run("cat-file", "--batch", stdin=batch).stdout, len(heads))
     out: list[Revision] = []
     for (fields, name), blob in zip(heads, blobs):
         manifest = None

@@ -133,9 +133,16 @@ def _job(tenant: str, base: TenantEntry, head: TenantEntry, root: Path, baseline
     assert holdout is not None
     return GateJob(
         tenant=tenant, holdout_path=holdout,
-        candidate=head.adapter.version, baseline=base.adapter.version,
-        model=model, settings=settings, audit_log=audit_log, replay_path=replay_path,
+        candidate=adapter_id(head), baseline=adapter_id(base),
+        model=model, settings=settings, audit_log=audit_log, replay_path=replay_path, approval=head.approval,
     )
+
+
+def adapter_id(entry: TenantEntry) -> str:
+    """How a manifest adapter is named in decisions: its version with the weights' hash as
+    semver build metadata (``1.4.0+9f2c04a1b3d7``), so a version number proposed twice
+    with different weights (a rejected PR, then another) never names two adapters."""
+    return f"{entry.adapter.version}+{entry.adapter.sha256[:12]}"
 
 
 def plan_manifest_gate(
@@ -262,25 +269,22 @@ class ManifestOutcome:
 
 
 def _outcome_for(plan: TenantPlan, decision: GateDecision) -> TenantOutcome:
+    """The tenant's row; the job already applied the approval bands to the decision."""
     c = plan.change
     head = c.head
     assert head is not None
     out = TenantOutcome(
         tenant=c.tenant, kind=c.kind, status="accepted" if decision.accepted else "rejected",
         base_version=c.base.adapter.version if c.base else None, head_version=head.adapter.version,
-        decision=decision, exit_code=0 if decision.accepted else 1,
+        decision=decision, approval=decision.approval, exit_code=0 if decision.accepted else 1,
     )
-    if head.approval is not None:
-        band = head.approval.band(decision.score_candidate) if decision.accepted else "reject"
-        out.approval = band
-        if decision.accepted and band == "reject":
-            out.status, out.exit_code = "rejected", 1
-            out.note = (f"score {decision.score_candidate:.3f} is below the tenant's floor"
-                        f" {head.approval.floor:.3f}")
-        elif band == "review":
-            out.status = "review"
-            out.note = (f"score {decision.score_candidate:.3f} is between the floor and the auto-approve"
-                        f" threshold {head.approval.auto_approve:.3f}: needs a human review")
+    policy = head.approval
+    if policy is not None and decision.approval == "review":
+        out.status = "review"
+        out.note = (f"score {decision.score_candidate:.3f} is between the floor and the auto-approve"
+                    f" threshold {policy.auto_approve:.3f}: needs a human review")
+    elif policy is not None and not decision.accepted and decision.score_candidate < (policy.floor or 0.0):
+        out.note = f"score {decision.score_candidate:.3f} is below the tenant's floor {policy.floor:.3f}"
     return out
 
 

@@ -18,10 +18,11 @@ from typing import Any
 
 from adaptergate.errors import ScorerError, UsageError
 from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES
+from adaptergate.manifest import ApprovalPolicy
 from adaptergate.model_scoring import ModelInputs
 from adaptergate.models import GateConfig, GateDecision
 
-__all__ = ["GateJob", "SETTING_NAMES", "gate_config", "run_job"]
+__all__ = ["GateJob", "SETTING_NAMES", "apply_approval", "gate_config", "run_job"]
 
 SETTING_NAMES: tuple[str, ...] = (
     "decision", "alpha", "on_inconclusive", "multiplicity", "epsilon", "slice_epsilon",
@@ -49,6 +50,8 @@ class GateJob:
     audit_log: Path | None = None
     replay_path: Path | None = None
     rows_out: Path | None = None
+    approval: ApprovalPolicy | None = None
+    """The tenant's approval bands (manifest): applied before anything is recorded."""
 
 
 def gate_config(**kwargs: Any) -> GateConfig:
@@ -94,6 +97,35 @@ def _request(job: GateJob):
     )
 
 
+def apply_approval(decision: GateDecision, policy: ApprovalPolicy) -> None:
+    """Set ``decision.approval``; a passing candidate below the floor becomes a rejection.
+
+    Done before the decision is recorded, so the audit log and the replay
+    buffer see the rejection too.
+    """
+    if not decision.accepted:
+        decision.approval = "reject"
+        return
+    score = decision.score_candidate
+    band = policy.band(score)
+    decision.approval = band
+    if band == "reject":
+        decision.accepted = False
+        if decision.decision_rule == "threshold":
+            decision.verdict = "REJECTED"  # the stat rule's verdict (PASS, …) stays: it is the statistics
+        reason = (
+            f"REJECTED: the candidate's score {score:.3f} is below the tenant's approval floor"
+            f" {policy.floor:.3f} (the gate itself passed: {decision.verdict})"
+        )
+        decision.reasons = [decision.reason, *decision.reasons]
+        decision.reason = reason
+    elif band == "review":
+        decision.reasons = [*decision.reasons, (
+            f"needs a human review: the candidate's score {score:.3f} is between the floor and the"
+            f" auto-approve threshold {policy.auto_approve:.3f}"
+        )]
+
+
 def run_job(job: GateJob, *, progress: Callable[[int], None] | None = None) -> GateDecision:
     """Gate, then record: audit log (decision or scorer failure), replay buffer, rows.
 
@@ -113,6 +145,8 @@ def run_job(job: GateJob, *, progress: Callable[[int], None] | None = None) -> G
                 error=exc.message, exit_code=int(exc.exit_code), traceback_text=exc.traceback_text,
             )
         raise
+    if job.approval is not None:
+        apply_approval(decision, job.approval)
     if job.audit_log is not None:
         AuditLog(job.audit_log).append(decision)
     if job.replay_path is not None and not decision.accepted:

@@ -17,7 +17,7 @@ import math
 import orjson
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 from typing_extensions import NotRequired, TypedDict
 
 SCHEMA_VERSION = 3
@@ -90,6 +90,9 @@ class QueryRow(TypedDict):
     line: NotRequired[int | None]
     baseline_output: NotRequired[str | None]
     candidate_output: NotRequired[str | None]
+    judge_baseline: NotRequired[dict[str, int]]
+    """``--metric judge``: the baseline answer's score (1-10) per criterion."""
+    judge_candidate: NotRequired[dict[str, int]]
 
 
 class PatternTerm(BaseModel):
@@ -129,6 +132,63 @@ class FailingExample(BaseModel):
     score_candidate: float
     baseline_output: str | None = None
     candidate_output: str | None = None
+    judge_scores_baseline: dict[str, int] | None = Field(
+        None, description="--metric judge: the baseline answer's criterion scores (1-10)."
+    )
+    judge_scores_candidate: dict[str, int] | None = Field(
+        None, description="--metric judge: the candidate answer's criterion scores (1-10)."
+    )
+    judge_reasoning: str | None = Field(None, description="--metric judge: the judge's reasoning on the candidate.")
+    judge_candidate_label: str | None = Field(
+        None, description="--metric judge --judge-pairwise: 'A' or 'B', where the judge saw the candidate."
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_judge(self, handler: Any) -> Any:
+        # Non-judge runs serialise exactly as before: the judge keys only appear when set.
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in _EXAMPLE_JUDGE_KEYS:
+                if data.get(key, 0) is None:
+                    del data[key]
+        return data
+
+
+_EXAMPLE_JUDGE_KEYS = ("judge_scores_baseline", "judge_scores_candidate", "judge_reasoning", "judge_candidate_label")
+
+
+class JudgeCriterionSummary(BaseModel):
+    """One criterion of ``--metric judge``: mean scores (1-10) of both adapters' answers."""
+
+    name: str
+    weight: float
+    rubric: str = ""
+    baseline: float = Field(description="Mean score (1-10) of the baseline's answers.")
+    candidate: float = Field(description="Mean score (1-10) of the candidate's answers.")
+    delta: float = Field(description="candidate - baseline, on the 1-10 scale.")
+    n_worse: int = Field(0, description="Queries whose candidate answer scored lower on this criterion.")
+    n_better: int = Field(0, description="Queries whose candidate answer scored higher on this criterion.")
+
+
+class JudgeSummary(BaseModel):
+    """How ``--metric judge`` scored: the judge, the criteria and their per-criterion results.
+
+    A query's score is the weighted mean of ``(s - 1) / 9`` over its criterion
+    scores ``s`` (1-10): "pass at 70 / auto-approve at 85" on the usual 0-100
+    scale are the approval bands ``floor: 0.70`` / ``auto_approve: 0.85``.
+    """
+
+    judge: str = Field(description="The judge: model directory and weights sha256, or model name and URL.")
+    backend: str = Field(description="model (a local causal LM) or url (an OpenAI-compatible server).")
+    pairwise: bool = False
+    scale: str = "1-10"
+    criteria: list[JudgeCriterionSummary] = Field(default_factory=list)
+    n_judged: int = Field(0, description="Judgements made in this run.")
+    n_cached: int = Field(0, description="Judgements taken from the cache.")
+    n_repaired: int = Field(0, description="Malformed judge replies answered with a repair request.")
+    n_candidate_first: int | None = Field(
+        None, description="Pairwise: queries where the candidate was shown as answer A."
+    )
 
 
 class SliceAttribution(BaseModel):
@@ -253,12 +313,26 @@ class GateDecision(BaseModel):
         None, description="How scores were produced with real adapters: hashes, metric, mode, cache hits."
     )
     warnings: list[GateWarning] = Field(default_factory=list)
+    approval: Literal["approve", "review", "reject"] | None = Field(
+        None, description="The tenant's approval band (manifest), applied after the gate; None without bands."
+    )
+    judge: JudgeSummary | None = Field(
+        None, description="--metric judge: the judge and its per-criterion scores (absent otherwise)."
+    )
     examples: list[FailingExample] = Field(
         default_factory=list, description="A few regressed queries of the driver slice (else any), worst first."
     )
     per_query: list[QueryRow] = Field(
         default_factory=list, description="Per-query scores; last, so huge lists end the document."
     )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_judge(self, handler: Any) -> Any:
+        # Non-judge decisions serialise byte for byte as before.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("judge", 0) is None:
+            del data["judge"]
+        return data
 
     @model_validator(mode="after")
     def _fill_verdict(self) -> "GateDecision":

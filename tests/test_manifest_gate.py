@@ -114,7 +114,10 @@ def test_discovery_gates_only_the_moved_adapter(repo, tmp_path):
     jobs = {p.change.tenant: p.job for p in plan.tenants if p.job is not None}
     assert list(jobs) == ["acme"]  # metadata edits and rollbacks are not scored
     acme = jobs["acme"]
-    assert (acme.baseline, acme.candidate) == ("1.0.0", "1.1.0")
+    # versions named with their weights' hash (semver build metadata): never ambiguous
+    man = repo["manifest"]["tenants"]["acme"]["adapter"]
+    assert acme.candidate == f"1.1.0+{man['sha256'][:12]}"
+    assert acme.baseline.startswith("1.0.0+") and acme.baseline != "1.0.0+" + man["sha256"][:12]
     # the baseline's bytes were replaced in the working tree: taken from the base commit
     assert acme.model is not None and acme.model.baseline_adapter != repo["root"] / "adapters" / "acme"
     try:
@@ -237,7 +240,8 @@ def test_cli_gate_manifest_json_and_usage_errors(repo, tmp_path, capsys, monkeyp
     doc = json.loads(out)
     by = {t["tenant"]: t for t in doc["tenants"]}
     assert by["acme"]["status"] == "rejected" and by["acme"]["decision"]["driver_slice_tag"] == "intent=refund"
-    assert by["acme"]["decision"]["candidate_id"] == "1.1.0" and by["acme"]["decision"]["baseline_id"] == "1.0.0"
+    assert by["acme"]["decision"]["candidate_id"].startswith("1.1.0+")
+    assert by["acme"]["decision"]["baseline_id"].startswith("1.0.0+")
     assert by["globex"]["status"] == "skipped" and by["initech"]["status"] == "review"
     assert main(["replay", "list", "--tenant", "acme", "--replay-path", str(replay)]) == 0
     assert "1.1.0" in capsys.readouterr().out

@@ -149,6 +149,33 @@ def gate(
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", envvar="ADAPTERGATE_CACHE", help="Where baseline results are cached."
     ),
+    judge_criteria: Optional[Path] = typer.Option(
+        None, "--judge-criteria",
+        help="--metric judge: JSON or YAML list of {name, weight, rubric} [default: accuracy x2, relevance x1.5,"
+        " style x1, completeness x1.5, coherence x1].",
+    ),
+    judge_model: Optional[Path] = typer.Option(
+        None, "--judge-model", help="--metric judge: a local causal LM directory as the judge (constrained decoding)."
+    ),
+    judge_url: Optional[str] = typer.Option(
+        None, "--judge-url", help="--metric judge: an OpenAI-compatible server (/v1/chat/completions) as the judge."
+    ),
+    judge_name: Optional[str] = typer.Option(None, "--judge-name", help="Model name to ask --judge-url for."),
+    judge_api_key_env: Optional[str] = typer.Option(
+        None, "--judge-api-key-env", help="Environment variable holding the --judge-url API key [default: OPENAI_API_KEY]."
+    ),
+    judge_pairwise: bool = typer.Option(
+        False, "--judge-pairwise", help="Judge both answers side by side (A/B order randomised per query)."
+    ),
+    judge_retries: Optional[int] = typer.Option(
+        None, "--judge-retries", min=0, help="Repair requests after a malformed judge reply [default: 2]."
+    ),
+    judge_reasoning_tokens: Optional[int] = typer.Option(
+        None, "--judge-reasoning-tokens", min=0, help="--judge-model: tokens of free reasoning [default: 48]."
+    ),
+    judge_concurrency: Optional[int] = typer.Option(
+        None, "--judge-concurrency", min=1, help="--judge-url: requests in flight at once [default: 4]."
+    ),
     epsilon: Optional[float] = typer.Option(None, help="Max acceptable aggregate score drop [default: 0.02]."),
     slice_epsilon: Optional[float] = typer.Option(
         None, "--slice-epsilon", help="Max acceptable drop within any slice (silent-regression net)."
@@ -219,6 +246,15 @@ def gate(
         "pass_threshold": pass_threshold,
     }
     fmt = Format.json if quiet else output_format
+    judge_flags = {
+        "--judge-criteria": judge_criteria, "--judge-model": judge_model, "--judge-url": judge_url,
+        "--judge-name": judge_name, "--judge-api-key-env": judge_api_key_env,
+        "--judge-pairwise": judge_pairwise or None, "--judge-retries": judge_retries,
+        "--judge-reasoning-tokens": judge_reasoning_tokens, "--judge-concurrency": judge_concurrency,
+    }
+    judge_given = [flag for flag, value in judge_flags.items() if value is not None]
+    if manifest is not None and judge_given:
+        raise UsageError(f"{judge_given[0]} does not go with --manifest (the judge is set per gate run)")
     if manifest is not None:
         for flag, value in (("--holdout", holdout_path), ("--scorer", scorer_spec), ("--base-model", base_model),
                             ("--baseline-adapter", baseline_adapter), ("--candidate-adapter", candidate_adapter),
@@ -247,6 +283,21 @@ def gate(
         raise UsageError("Missing option '--holdout'")
 
     model = None
+    from adaptergate.metrics import is_judge
+
+    judge_settings = None
+    if is_judge(metric):
+        if base_model is None:
+            raise UsageError("--metric judge scores generated answers: it needs --base-model and both adapters")
+        from adaptergate.judge import JudgeSettings
+
+        judge_settings = JudgeSettings.from_options(
+            criteria=judge_criteria, model=judge_model, url=judge_url, name=judge_name,
+            api_key_env=judge_api_key_env, pairwise=judge_pairwise, retries=judge_retries,
+            reasoning_tokens=judge_reasoning_tokens, concurrency=judge_concurrency,
+        )
+    elif judge_given:
+        raise UsageError(f"{judge_given[0]} goes with --metric judge")
     if base_model is not None:
         if baseline_adapter is None or candidate_adapter is None:
             raise UsageError("--base-model needs --baseline-adapter and --candidate-adapter")
@@ -256,7 +307,7 @@ def gate(
             base_model=base_model, baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter,
             metric=metric or "exact", mode=eval_mode or "auto", max_new_tokens=max_new_tokens, stop=tuple(stop),
             chat_template=chat_template, batch_size=batch_size, dtype=dtype, device=device, quantize=quantize,
-            allow_pickle=allow_pickle, base_sha256=base_sha256, cache_dir=cache_dir,
+            allow_pickle=allow_pickle, base_sha256=base_sha256, cache_dir=cache_dir, judge=judge_settings,
         )
     job = GateJob(
         tenant=tenant, holdout_path=holdout_path, candidate=candidate, baseline=baseline,
@@ -855,6 +906,54 @@ def rollback(
     _out(f"dry run: {manifest} not written" if not res.written else f"wrote {manifest}")
 
 
+# ------------------------------------------------------------------- data
+
+data_app = typer.Typer(
+    help="Check JSONL data (training data or a holdout): schema, lengths, duplicates, diversity,"
+    " overlap with holdouts.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(
+    file: Path = typer.Argument(
+        ..., metavar="FILE", help="The JSONL file to check: training data or a holdout."
+    ),
+    schema: Optional[Path] = typer.Option(
+        None, "--schema", metavar="SCHEMA", help="JSON Schema (draft 2020-12) every record must satisfy."
+    ),
+    holdouts: Optional[list[Path]] = typer.Option(
+        None, "--holdout", metavar="HOLDOUT", help="Holdout JSONL that FILE must not overlap (repeatable)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    max_problems: int = typer.Option(
+        20, "--max-problems", metavar="N", help="List at most this many problems and pairs."
+    ),
+    fail_under: Optional[float] = typer.Option(
+        None, "--fail-under", metavar="RATE", help="Exit 1 when schema compliance (0-1) is below this rate."
+    ),
+) -> None:
+    """Validate JSONL records and report data quality. Exit 1 if FILE overlaps a holdout (or
+    compliance is below --fail-under), 2 if a file or the schema is unusable."""
+    from adaptergate.datacheck import check_data, exit_code, print_report
+
+    report = check_data(
+        file, schema=schema, holdouts=holdouts or (), max_problems=max_problems, fail_under=fail_under
+    )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        err = _err_console()
+        for reason in report["verdict"]["reasons"]:
+            err.print(f"adaptergate: {reason}", markup=False, highlight=False)
+    else:
+        print_report(report, _console(), max_items=max_problems)
+    code = exit_code(report)
+    if code:
+        raise typer.Exit(code)
+
+
 # -------------------------------------------------------------- calibrate
 
 
@@ -1107,6 +1206,128 @@ def recipes_seed(
     typer.echo(json.dumps({"seeded": str(recipes_path), "n_recipes": n}))
 
 
+REF_HELP = (
+    "A decision JSON file (gate --format json), FILE:N (decision record N of an audit log: 0 = first,"
+    " -1 = last), or @last, @last-rejected, @last-accepted (with --audit-log)."
+)
+APPLICATIONS_OPT = typer.Option(
+    None, "--applications", help="Application log (default: applications.jsonl beside --recipes)."
+)
+NOTE_OPT = typer.Option(None, "--note", help="Free text stored with the application.")
+
+
+def _recipe_store(recipes_path: Path, applications_path: Optional[Path]) -> Any:
+    from adaptergate.recipes import RecipeStore
+
+    store = RecipeStore(recipes_path, applications_path)
+    if not store.recipes_file_exists:
+        raise InvalidInputError(f"recipes file not found: {recipes_path} (create it with"
+                                f" adaptergate recipes seed --recipes {recipes_path})")
+    return store
+
+
+@recipes_app.command("log")
+def recipes_log(
+    recipe_id: str = typer.Option(..., "--recipe", help="Id of the recipe that was applied."),
+    decision_ref: str = typer.Option(..., "--decision", help="The rejection it was applied to. " + REF_HELP),
+    outcome_ref: str = typer.Option(
+        ..., "--outcome", help="The gate decision after applying it (same forms). A selector takes its tenant"
+        " and time bound from the other REF: --decision @last-rejected is the newest rejection before --outcome."
+    ),
+    audit_log: Optional[Path] = typer.Option(None, "--audit-log", help="The audit log @-selectors read."),
+    tenant: Optional[str] = typer.Option(
+        None, "--tenant", help="Select only this tenant's decisions; a decision file must be this tenant's."
+    ),
+    recipes_path: Path = RECIPES_OPT,
+    applications_path: Optional[Path] = APPLICATIONS_OPT,
+    note: Optional[str] = NOTE_OPT,
+    output_format: RecommendFormat = typer.Option(RecommendFormat.human, "--format", "-f", help="human or json."),
+) -> None:
+    """Log an application of a recipe from two real gate decisions: the rejection and the later outcome."""
+    from adaptergate.recipes import application_json, print_application, resolve_application_refs
+
+    store = _recipe_store(recipes_path, applications_path)
+    decision, outcome = resolve_application_refs(decision_ref, outcome_ref, audit_log=audit_log, tenant=tenant)
+    app_ = store.log_outcome(recipe_id=recipe_id, decision=decision.decision, outcome=outcome.decision, note=note)
+    record = store.efficacy(recipe_id, app_.driver_slice_tag)
+    if output_format is RecommendFormat.json:
+        typer.echo(json.dumps({**application_json(app_, record), "decision_source": decision.source,
+                               "outcome_source": outcome.source}, indent=2, ensure_ascii=False))
+        return
+    print_application(app_, record, console=_console())
+
+
+@recipes_app.command("verify")
+def recipes_verify(
+    recipe_id: str = typer.Option(..., "--recipe", help="Id of the recipe that was applied."),
+    decision_ref: str = typer.Option(..., "--decision", help="The rejection it was applied to. " + REF_HELP),
+    candidate: str = typer.Option(..., "--candidate", help="The adapter after applying the recipe."),
+    holdout_path: Path = typer.Option(..., "--holdout", help="The tenant's JSONL held-out set."),
+    scorer_spec: str = typer.Option(..., "--scorer", help="Scorer as 'module:function'."),
+    audit_log: Path = typer.Option(
+        ..., "--audit-log", help="Audit log: @-selectors read it, the new decision is appended to it."
+    ),
+    tenant: Optional[str] = typer.Option(
+        None, "--tenant", help="Select only this tenant's decisions; a decision file must be this tenant's."
+    ),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Default: the rejection's baseline."),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="Default: the rejection's."),
+    slice_epsilon: Optional[float] = typer.Option(None, "--slice-epsilon", help="Default: the rejection's."),
+    rule: Optional[str] = typer.Option(
+        None, "--rule", help="Decision rule, stat or threshold (gate's --decision). Default: the rejection's."
+    ),
+    recipes_path: Path = RECIPES_OPT,
+    applications_path: Optional[Path] = APPLICATIONS_OPT,
+    note: Optional[str] = NOTE_OPT,
+    output_format: RecommendFormat = typer.Option(RecommendFormat.human, "--format", "-f", help="human or json."),
+) -> None:
+    """Re-gate the adapter a recipe produced, under the rejection's settings, and log the outcome.
+
+    Exit 0 accepted, 1 rejected (the new gate's verdict).
+    """
+    from adaptergate.job import GateJob, run_job
+    from adaptergate.recipes import (
+        application_json, check_rejection, print_application, resolve_decision_ref, settings_of,
+    )
+
+    if rule is not None and rule not in ("stat", "threshold"):
+        raise UsageError(f"--rule must be stat or threshold, got {rule!r}")
+    store = _recipe_store(recipes_path, applications_path)
+    if recipe_id not in store:
+        raise InvalidInputError(f"no recipe with id {recipe_id!r} in {recipes_path}")
+    resolved = resolve_decision_ref(decision_ref, option="--decision", audit_log=audit_log, tenant=tenant)
+    rejection = resolved.decision
+    check_rejection(rejection)
+    given = {"epsilon": epsilon, "slice_epsilon": slice_epsilon, "decision": rule}
+    settings = {**settings_of(rejection), **{k: v for k, v in given.items() if v is not None}}
+    job = GateJob(
+        tenant=rejection.tenant_id, holdout_path=holdout_path, candidate=candidate,
+        baseline=baseline if baseline is not None else rejection.baseline_id, scorer_spec=scorer_spec,
+        settings=settings, audit_log=audit_log,
+    )
+    outcome = run_job(job)
+    app_ = store.log_outcome(recipe_id=recipe_id, decision=rejection, outcome=outcome, note=note)
+    record = store.efficacy(recipe_id, app_.driver_slice_tag)
+    code = int(ExitCode.ACCEPTED if outcome.accepted else ExitCode.REJECTED)
+    if output_format is RecommendFormat.json:
+        typer.echo(json.dumps({
+            "accepted": outcome.accepted, "verdict": outcome.verdict, "exit_code": code,
+            "decision_source": resolved.source, "settings": settings,
+            "outcome": json.loads(outcome.compact().to_json(indent=None)), **application_json(app_, record),
+        }, indent=2, ensure_ascii=False))
+        raise typer.Exit(code)
+    con = _console()
+    con.print(
+        f"{outcome.verdict}: {outcome.candidate_id} vs {outcome.baseline_id}, score"
+        f" {outcome.score_baseline:.3f} → {outcome.score_candidate:.3f} (Δ={outcome.delta:+.3f});"
+        f" appended to {audit_log}", markup=False, highlight=False,
+    )
+    con.print("settings (the rejection's unless given): "
+              + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None), markup=False, highlight=False)
+    print_application(app_, record, console=con)
+    raise typer.Exit(code)
+
+
 @app.command("recommend-cmd")
 def recommend_cmd(
     decision_path: Path = typer.Option(..., "--decision", help="A gate decision JSON file or a JSONL audit log."),
@@ -1122,7 +1343,9 @@ def recommend_cmd(
     output_format: RecommendFormat = typer.Option(RecommendFormat.human, "--format", "-f", help="human or json."),
 ) -> None:
     """Recommend repair recipes for a rejected decision's driver slice, best first."""
-    from adaptergate.recipes import RecipeStore, print_recommendations, read_decision, recommend
+    from adaptergate.recipes import (
+        RecipeStore, print_recommendations, read_decision, recommend, recommendations_json,
+    )
 
     decision = read_decision(decision_path, line=line)
     store = RecipeStore(recipes_path, applications_path)
@@ -1131,7 +1354,7 @@ def recommend_cmd(
                                 f" adaptergate recipes seed --recipes {recipes_path})")
     recs = recommend(decision, store, top_k=top_k)
     if output_format is RecommendFormat.json:
-        typer.echo(json.dumps([r.to_dict() for r in recs], indent=2))
+        typer.echo(json.dumps(recommendations_json(recs), indent=2))
         return
     print_recommendations(decision, recs, console=_console(), err_console=_err_console(), store=store)
 

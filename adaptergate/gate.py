@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -163,8 +164,29 @@ def _run_with_adapters(
         row = outputs.get(str(ex.query_id))
         if row is not None:
             ex.baseline_output, ex.candidate_output = row["baseline_output"], row["candidate_output"]
+    if scores.judge is not None:
+        _attach_judge(decision, scores.judge)
     decision.evaluation = scores.info
     return decision
+
+
+def _attach_judge(decision: GateDecision, judged: Any) -> None:
+    """``--metric judge``: the per-criterion summary, per-query criterion scores, examples' reasoning."""
+    decision.judge = judged.summary()
+    where: dict[str, int] = {}
+    for k, (row, b, c) in enumerate(zip(decision.per_query, judged.baseline, judged.candidate)):
+        row["judge_baseline"] = b
+        row["judge_candidate"] = c
+        where[str(row["query_id"])] = k
+    for ex in decision.examples:
+        k = where.get(str(ex.query_id))
+        if k is None:
+            continue
+        ex.judge_scores_baseline = judged.baseline[k]
+        ex.judge_scores_candidate = judged.candidate[k]
+        ex.judge_reasoning = _clip(judged.candidate_reasoning[k])
+        if judged.swapped is not None:
+            ex.judge_candidate_label = "A" if judged.swapped[k] else "B"
 
 
 def build_decision(

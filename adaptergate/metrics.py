@@ -13,6 +13,7 @@ Grammar of ``--metric``
 ::
 
     metric   = builtin [ ":" option { "," option } ]
+             | "judge"
              | module ":" function
     builtin  = "exact" | "contains" | "regex" | "json" | "numeric" | "sql"
     option   = key [ "=" value ]          (a bare key means key=true)
@@ -81,6 +82,16 @@ answer its metric needs, or with one the metric cannot use, is an
 :class:`~adaptergate.errors.InvalidInputError` naming the query;
 :meth:`Metric.check_golds` finds all of them before anything is generated.
 
+The judge metric
+----------------
+
+``judge`` is not a text comparison: an LLM judge scores each generated
+answer on weighted criteria (1-10 each, mapped to a score in ``[0, 1]``),
+configured by the ``--judge-*`` options. It lives in :mod:`adaptergate.judge`
+and is wired in :func:`adaptergate.model_scoring.score_with_adapters`;
+:func:`is_judge` recognises it and :func:`build_metric` refuses it (there is
+no ``metric(output, query)`` function for it). It takes no options.
+
 User metrics
 ------------
 
@@ -114,6 +125,7 @@ __all__ = [
     "build_metric",
     "first_number",
     "gold_of",
+    "is_judge",
     "parse_metric",
 ]
 
@@ -244,6 +256,17 @@ def _validate(spec: str, name: str, raw_options: Iterable[tuple[str, Any]]) -> d
     return options
 
 
+JUDGE = "judge"
+"""The LLM-judge metric (:mod:`adaptergate.judge`), handled outside :class:`Metric`."""
+
+
+def is_judge(spec: Any) -> bool:
+    """Whether ``--metric`` names the LLM judge (``judge``, surrounding spaces ignored)."""
+    if isinstance(spec, MetricSpec):
+        return spec.name == JUDGE
+    return isinstance(spec, str) and spec.strip() == JUDGE
+
+
 def parse_metric(spec: str) -> MetricSpec:
     """Parse ``--metric`` (grammar in the module docstring); a bad spec is an
     :class:`InvalidInputError`. User metrics are not imported here."""
@@ -254,6 +277,10 @@ def parse_metric(spec: str) -> MetricSpec:
         raise _bad_spec(spec, f"empty metric; use one of {', '.join(BUILTINS)} or module:function")
     head, colon, rest = text.partition(":")
     head = head.strip()
+    if head == JUDGE:
+        if colon:
+            raise _bad_spec(spec, "metric 'judge' takes no options; configure it with the --judge-* options")
+        return MetricSpec(JUDGE, {})
     if head in _OPTIONS:
         if not colon:
             return MetricSpec(head, {})
@@ -273,7 +300,7 @@ def parse_metric(spec: str) -> MetricSpec:
     if colon:
         why = "expected a built-in with options or module:function (e.g. my_eval:score)"
     else:
-        why = f"unknown metric; built-ins: {', '.join(BUILTINS)}; or module:function for your own"
+        why = f"unknown metric; built-ins: {', '.join(BUILTINS)}, judge; or module:function for your own"
     raise _bad_spec(spec, why)
 
 
@@ -784,6 +811,11 @@ def build_metric(spec: str | MetricSpec, *, search_path: Path | None = None) -> 
         spec = parse_metric(spec)
     elif not isinstance(spec, MetricSpec):
         raise InvalidInputError(f"--metric must be a string, got {type(spec).__name__}")
+    if spec.name == JUDGE:
+        raise InvalidInputError(
+            "metric 'judge' is scored by an LLM judge (adaptergate.judge), not a metric function;"
+            " use it with --base-model and the --judge-* options"
+        )
     if spec.name in _OPTIONS:
         options = _validate(spec.name, spec.name, spec.options.items())
         spec = MetricSpec(spec.name, options)

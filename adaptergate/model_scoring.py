@@ -14,6 +14,11 @@
 4. baseline results are cached, keyed by (base sha256, baseline adapter
    sha256, query, metric, generation settings), so an unchanged baseline is
    not rescored on the next pull request.
+
+``--metric judge`` (:mod:`adaptergate.judge`) always generates; the
+generation cache then keeps the baseline's answers only, and an LLM judge
+scores both adapters' answers with its own cache (an unchanged baseline's
+answers are not judged again).
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adaptergate.errors import InvalidInputError
 from adaptergate.storage import locked_append
+
+if TYPE_CHECKING:
+    from adaptergate.judge import JudgeSettings
 
 CACHE_VERSION = 1
 
@@ -52,6 +60,8 @@ class ModelInputs:
     base_sha256: str | None = None
     cache_dir: Path | None = None
     threads: int | None = None
+    judge: JudgeSettings | None = None
+    """The judge of ``metric="judge"`` (:class:`adaptergate.judge.JudgeSettings`)."""
 
 
 @dataclass
@@ -63,6 +73,8 @@ class ModelScores:
     mode: str
     cached_baseline: int
     info: dict[str, Any] = field(default_factory=dict)
+    judge: Any = None
+    """``metric="judge"``: the :class:`adaptergate.judge.JudgeOutcome` (per-criterion scores)."""
 
 
 def default_cache_dir() -> Path:
@@ -97,7 +109,9 @@ def _read_cache(path: Path) -> dict[str, tuple[float, str | None]]:
     for line in text.splitlines():
         try:
             rec = json.loads(line)
-            out[rec["q"]] = (float(rec["score"]), rec.get("output"))
+            # the judge metric caches answers only (score null): its scores live in the judge cache
+            score = float("nan") if rec["score"] is None else float(rec["score"])
+            out[rec["q"]] = (score, rec.get("output"))
         except (ValueError, KeyError, TypeError):
             continue  # a torn last line from a killed run: ignore it, it is rescored
     return out
@@ -111,10 +125,21 @@ def score_with_adapters(
     progress: Callable[[int], None] | None = None,
 ) -> ModelScores:
     from adaptergate.adapters import check_base_hash, inspect_base, validate_adapter
-    from adaptergate.metrics import build_metric, gold_of
+    from adaptergate.metrics import build_metric, gold_of, is_judge
     from adaptergate.runner import AdapterRunner, GenerationSettings
 
-    metric = build_metric(inputs.metric)
+    judging = is_judge(inputs.metric)
+    if judging:
+        if inputs.judge is None:
+            raise InvalidInputError(
+                "--metric judge needs a judge: --judge-model DIR (a local causal LM) or --judge-url URL"
+                " with --judge-name (an OpenAI-compatible server)"
+            )
+        if inputs.mode == "teacher-forced":
+            raise InvalidInputError("--metric judge scores generated answers: use --eval-mode generate or auto")
+        metric = None
+    else:
+        metric = build_metric(inputs.metric)
     base_path = Path(inputs.base_model)
     base = inspect_base(base_path, allow_pickle=inputs.allow_pickle)
     if inputs.base_sha256:
@@ -122,15 +147,17 @@ def score_with_adapters(
     b_info = validate_adapter(inputs.baseline_adapter, base, allow_pickle=inputs.allow_pickle, name="baseline adapter")
     c_info = validate_adapter(inputs.candidate_adapter, base, allow_pickle=inputs.allow_pickle, name="candidate adapter")
 
-    metric.check_golds(payloads, ids)  # every unusable gold at once, before any model is loaded
+    if metric is not None:
+        metric.check_golds(payloads, ids)  # every unusable gold at once, before any model is loaded
     golds: list[Any] = [gold_of(p) for p in payloads]
-    if metric.exact_match_gold and metric.spec.options.get("strip", True):
+    if metric is not None and metric.exact_match_gold and metric.spec.options.get("strip", True):
         # the metric compares stripped text: force the stripped gold
         golds = [g.strip() if isinstance(g, str) else g for g in golds]
     mode = inputs.mode
     if mode not in ("auto", "generate", "teacher-forced"):
         raise InvalidInputError(f"--eval-mode must be auto, generate or teacher-forced, got {mode!r}")
-    tf_ok = metric.exact_match_gold and all(isinstance(g, str) for g in golds) and not inputs.stop
+    tf_ok = metric is not None and metric.exact_match_gold and all(isinstance(g, str) for g in golds) \
+        and not inputs.stop
     if mode == "teacher-forced" and not tf_ok:
         raise InvalidInputError(
             "teacher-forced scoring is exact match against one gold string per query: use --metric exact"
@@ -139,7 +166,9 @@ def score_with_adapters(
     if mode == "auto":
         mode = "teacher-forced" if tf_ok else "generate"
 
-    cache_path = _cache_path(inputs, base.sha256, b_info.sha256, mode, str(metric))
+    if judging:
+        prompts_all = [_prompt_of(p, q) for p, q in zip(payloads, ids)]  # every prompt, before loading
+    cache_path = _cache_path(inputs, base.sha256, b_info.sha256, mode, "judge" if judging else str(metric))
     cache = _read_cache(cache_path)
     hashes = [query_hash(p) for p in payloads]
     todo_base = [i for i, h in enumerate(hashes) if h not in cache]
@@ -166,9 +195,17 @@ def score_with_adapters(
         scores = [1.0 if ok else 0.0 for ok in passed]
         outputs = [None] * len(rows)
     else:
-        max_new = inputs.max_new_tokens or _max_new_tokens(runner, golds)
+        if inputs.max_new_tokens:
+            max_new = inputs.max_new_tokens
+        elif judging and any(g is None for g in golds):
+            max_new = JUDGE_DEFAULT_MAX_NEW_TOKENS  # no gold answer to size the answers by
+        else:
+            max_new = _max_new_tokens(runner, golds)
         outputs = list(runner.generate(prompts, names, max_new_tokens=max_new, progress=progress))
-        scores = [float(metric(out, payloads[i], query_id=ids[i])) for out, i in zip(outputs, rows)]
+        if metric is None:
+            scores = [None] * len(rows)  # type: ignore[list-item]  # judged below, cached as answers only
+        else:
+            scores = [float(metric(out, payloads[i], query_id=ids[i])) for out, i in zip(outputs, rows)]
 
     base_scores = np.empty(n)
     base_out: list[str | None] = [None] * n
@@ -177,13 +214,20 @@ def score_with_adapters(
             base_scores[i], base_out[i] = cache[h]
     fresh = []
     for k, i in enumerate(todo_base):
-        base_scores[i], base_out[i] = scores[k], outputs[k]
+        base_scores[i], base_out[i] = (float("nan") if scores[k] is None else scores[k]), outputs[k]
         fresh.append(json.dumps({"q": hashes[i], "score": scores[k], "output": outputs[k]}, ensure_ascii=False))
     if fresh:
         locked_append(cache_path, fresh)
     off = len(todo_base)
-    cand_scores = np.asarray(scores[off:], dtype=np.float64)
     cand_out = outputs[off:]
+    judged = None
+    if judging:
+        judged, base_scores, cand_scores = _judge(
+            inputs, settings, payloads, ids, prompts_all, golds, hashes, base_out, cand_out, runner, progress,
+        )
+        runner = _RunnerInfo(runner)
+    else:
+        cand_scores = np.asarray(scores[off:], dtype=np.float64)
 
     if mode == "teacher-forced":
         # show what the adapters actually answer where the candidate regressed
@@ -198,17 +242,67 @@ def score_with_adapters(
             for k, i in enumerate(bad):
                 base_out[i] = texts[k]
                 cand_out[i] = texts[len(bad) + k]
+    info = {
+        "base_model": str(base_path), "base_sha256": base.sha256,
+        "baseline_adapter_sha256": b_info.sha256, "candidate_adapter_sha256": c_info.sha256,
+        "metric": "judge" if judging else str(metric), "mode": mode, "device": runner.device,
+        "cached_baseline_queries": n - len(todo_base), "forward_passes": runner.stats.forward_passes,
+        "seconds": round(runner.stats.seconds, 3),
+    }
+    if judged is not None:
+        st = judged.stats
+        info["judge"] = {
+            "judge": judged.judge, "backend": judged.backend, "pairwise": judged.pairwise,
+            "judged": st.judged, "cached": st.cached, "repairs": st.repairs, "fallbacks": st.fallbacks,
+            "calls": st.calls, "seconds": round(st.seconds, 3),
+        }
     return ModelScores(
         baseline=base_scores, candidate=cand_scores, baseline_outputs=base_out, candidate_outputs=cand_out,
-        mode=mode, cached_baseline=n - len(todo_base),
-        info={
-            "base_model": str(base_path), "base_sha256": base.sha256,
-            "baseline_adapter_sha256": b_info.sha256, "candidate_adapter_sha256": c_info.sha256,
-            "metric": str(metric), "mode": mode, "device": runner.device,
-            "cached_baseline_queries": n - len(todo_base), "forward_passes": runner.stats.forward_passes,
-            "seconds": round(runner.stats.seconds, 3),
-        },
+        mode=mode, cached_baseline=n - len(todo_base), info=info, judge=judged,
     )
+
+
+JUDGE_DEFAULT_MAX_NEW_TOKENS = 256
+"""``--metric judge`` without --max-new-tokens and without a gold answer on every query."""
+
+
+class _RunnerInfo:
+    """What the report needs of a runner that was released to make room for the judge."""
+
+    def __init__(self, runner: Any) -> None:
+        self.device = runner.device
+        self.stats = runner.stats
+
+
+def _judge(
+    inputs: ModelInputs, gen: Any, payloads: list[dict[str, Any]], ids: list[str], prompts: list[str],
+    golds: list[Any], hashes: list[str], base_out: list[str | None], cand_out: list[str | None],
+    runner: Any, progress: Callable[[int], None] | None,
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Judge both adapters' answers; the adapters' model is released first (room for a local judge)."""
+    import gc
+
+    from adaptergate.judge import backend_factory, judge_answers
+
+    assert inputs.judge is not None
+    device = runner.device
+    runner.model = None
+    gc.collect()
+    if device == "cuda":
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+    outcome = judge_answers(
+        inputs.judge, lambda i: (str(ids[i]), prompts[i], golds[i]), hashes, base_out, cand_out,
+        cache_root=inputs.cache_dir or default_cache_dir(),
+        backend_factory=backend_factory(inputs.judge, gen, allow_pickle=inputs.allow_pickle),
+        progress=progress,
+    )
+    base_scores, cand_scores = outcome.scores()
+    return outcome, base_scores, cand_scores
 
 
 def _prompt_of(payload: dict[str, Any], qid: str) -> str:

@@ -17,7 +17,7 @@ import math
 import orjson
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import NotRequired, TypedDict
 
 SCHEMA_VERSION = 3
@@ -142,19 +142,6 @@ class FailingExample(BaseModel):
     judge_candidate_label: str | None = Field(
         None, description="--metric judge --judge-pairwise: 'A' or 'B', where the judge saw the candidate."
     )
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_judge(self, handler: Any) -> Any:
-        # Non-judge runs serialise exactly as before: the judge keys only appear when set.
-        data = handler(self)
-        if isinstance(data, dict):
-            for key in _EXAMPLE_JUDGE_KEYS:
-                if data.get(key, 0) is None:
-                    del data[key]
-        return data
-
-
-_EXAMPLE_JUDGE_KEYS = ("judge_scores_baseline", "judge_scores_candidate", "judge_reasoning", "judge_candidate_label")
 
 
 class JudgeCriterionSummary(BaseModel):
@@ -317,7 +304,7 @@ class GateDecision(BaseModel):
         None, description="The tenant's approval band (manifest), applied after the gate; None without bands."
     )
     judge: JudgeSummary | None = Field(
-        None, description="--metric judge: the judge and its per-criterion scores (absent otherwise)."
+        None, description="--metric judge: the judge and its per-criterion scores (null otherwise)."
     )
     examples: list[FailingExample] = Field(
         default_factory=list, description="A few regressed queries of the driver slice (else any), worst first."
@@ -325,14 +312,6 @@ class GateDecision(BaseModel):
     per_query: list[QueryRow] = Field(
         default_factory=list, description="Per-query scores; last, so huge lists end the document."
     )
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_judge(self, handler: Any) -> Any:
-        # Non-judge decisions serialise byte for byte as before.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("judge", 0) is None:
-            del data["judge"]
-        return data
 
     @model_validator(mode="after")
     def _fill_verdict(self) -> "GateDecision":

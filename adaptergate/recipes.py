@@ -21,19 +21,40 @@ Lines are serialized exactly as 0.5.4 serialized them (``json.dumps`` with its
 default separators and ASCII escapes), so a file written here is
 byte-identical to the one 0.5.4 would have written.
 
+New here, beside them: ``applications.verified.jsonl`` (``<applications
+stem>.verified.jsonl``), one :class:`VerifiedApplication` a line: an
+application proven by two real gate decisions, the rejection it was applied
+to and the gate run after applying it (``adaptergate recipes log`` /
+``recipes verify``). Each is also summarised as a 0.5.4-shaped line in
+``applications.jsonl`` (same ``application_id``), so 0.5.4 still reads that
+file; what 0.5.4's fields cannot hold (the verdicts, the driver slice before
+and after, candidate ids) lives only in the verified file.
+
 Matching (as 0.5.4): a recipe applies to a driver slice when its
 ``applies_when.slice_tag_contains`` is empty or one of its substrings occurs
 in the driver's slice tag (case-insensitive), and the slice's drop
 ``abs(delta)`` is at least ``applies_when.min_slice_regression_pp`` (on the
 0-1 score scale, despite the name; default 0).
 
-Ranking: recipes with completed applications first, by mean observed delta
-(descending), then by number of completed uses. Recipes without evidence
-follow, by match quality: targeted recipes (a ``slice_tag_contains``
-substring matched) before catch-all ones, then the higher regression
-threshold the slice cleared (a recipe meant for severe drops fits a severe
-drop better), and finally ``recipe_id`` so the order never depends on the
-file order.
+Ranking, 0.5.4's rule: recipes with completed applications first, by mean
+observed delta (descending), then by number of completed uses. Recipes
+without evidence follow, by match quality: targeted recipes (a
+``slice_tag_contains`` substring matched) before catch-all ones, then the
+higher regression threshold the slice cleared (a recipe meant for severe
+drops fits a severe drop better), and finally ``recipe_id`` so the order
+never depends on the file order.
+
+Measured ranking, once verified applications exist: a recipe's record for a
+rejection counts its verified applications whose driver slice tag is the
+rejection's, else those whose driver slice has the same key (``intent=*``),
+else all of them: the most specific level with at least ``MIN_MEASURED`` (3).
+Its success rate (outcome accepted) gets a 95% Wilson score interval. A
+recipe with such a record is *measured* and ranks by the interval's lower
+bound (then the mean rise of the driver slice's delta, then n), ahead of
+every recipe without one, which keep 0.5.4's order among themselves; except
+a measured recipe whose record argues against it (no success, or the whole
+interval below 0.5), which ranks after them. Without verified applications
+the ranking and the output are 0.5.4's.
 """
 
 from __future__ import annotations
@@ -42,30 +63,46 @@ import hashlib
 import json
 import math
 import os
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from adaptergate.errors import InvalidInputError
+from adaptergate.errors import InvalidInputError, UsageError
 from adaptergate.models import GateDecision
 from adaptergate.storage import atomic_write, file_lock, locked_append
 
 __all__ = [
     "DEFAULT_APPLICATIONS_NAME",
+    "MIN_MEASURED",
     "Recipe",
     "RecipeApplication",
+    "RecipeEfficacy",
     "RecipeRecommendation",
     "RecipeStore",
+    "ResolvedDecision",
+    "VerifiedApplication",
+    "arxiv_url",
+    "build_verified_application",
+    "check_application",
+    "efficacy_for",
     "hash_tenant",
+    "print_application",
     "print_recommendations",
     "read_decision",
     "recommend",
+    "recommendations_for",
+    "recommendations_json",
+    "resolve_application_refs",
+    "resolve_decision_ref",
     "seed_recipes_bytes",
+    "slice_key",
+    "wilson_interval",
 ]
 
 DEFAULT_APPLICATIONS_NAME = "applications.jsonl"
@@ -92,6 +129,20 @@ def hash_tenant(tenant_id: str) -> str:
 def _dumps_054(record: dict[str, Any]) -> str:
     """One line as 0.5.4 wrote it: ``json.dumps(asdict(obj), default=str)``."""
     return json.dumps(record, default=str)
+
+
+def _hash_tenant_field(data: Any) -> Any:
+    """Replace a raw ``tenant_id`` of a record being validated by its ``tenant_hash``."""
+    if isinstance(data, Mapping) and "tenant_id" in data:
+        data = dict(data)
+        tenant_id = data.pop("tenant_id")
+        if not isinstance(tenant_id, str):
+            raise ValueError("tenant_id must be a string")
+        hashed = hash_tenant(tenant_id)
+        if data.get("tenant_hash") not in (None, hashed):
+            raise ValueError("tenant_hash does not match tenant_id")
+        data["tenant_hash"] = hashed
+    return data
 
 
 def _finite_or_none(value: float | None, name: str) -> float | None:
@@ -205,16 +256,7 @@ class RecipeApplication(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _hash_tenant_id(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and "tenant_id" in data:
-            data = dict(data)
-            tenant_id = data.pop("tenant_id")
-            if not isinstance(tenant_id, str):
-                raise ValueError("tenant_id must be a string")
-            hashed = hash_tenant(tenant_id)
-            if data.get("tenant_hash") not in (None, hashed):
-                raise ValueError("tenant_hash does not match tenant_id")
-            data["tenant_hash"] = hashed
-        return data
+        return _hash_tenant_field(data)
 
     @field_validator("pre_decision_score")
     @classmethod
@@ -271,6 +313,234 @@ class RecipeApplication(BaseModel):
         return _dumps_054(self.to_record())
 
 
+# ---------------------------------------------------------------------------
+# Gate-verified applications and their efficacy
+# ---------------------------------------------------------------------------
+
+
+def slice_key(tag: str) -> str:
+    """The key of a ``key=value`` slice tag (``intent`` of ``intent=refund``); a
+    tag without ``=`` is its own key."""
+    return tag.split("=", 1)[0] if "=" in tag else tag
+
+
+def _rejecting_slices(decision: GateDecision) -> list[str]:
+    """The driver slice first, then every other slice that rejected on its own."""
+    driver = decision.driver_slice
+    tags = [driver.slice_tag] if driver is not None else []
+    for s in decision.slice_attributions:
+        if s.violates and not s.explained_by_driver and s.slice_tag not in tags:
+            tags.append(s.slice_tag)
+    return tags
+
+
+def _slice_delta(decision: GateDecision, tag: str) -> float | None:
+    for s in decision.slice_attributions:
+        if s.slice_tag == tag:
+            return s.delta
+    return None
+
+
+class VerifiedApplication(BaseModel):
+    """One recipe application proven by two real gate decisions.
+
+    The rejection it was applied to (``decision_*``) and the gate run after
+    applying it (``outcome_*``). ``accepted`` is whether that later gate
+    accepted: the success the efficacy interval counts. The slice signature
+    of the rejection is its driver slice tag, that tag's key and the keys of
+    every slice that rejected on its own. Tenants only as ``tenant_hash``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = 1
+    application_id: str = Field(min_length=1)
+    recipe_id: str = Field(min_length=1)
+    tenant_hash: str
+    driver_slice_tag: str
+    driver_slice_key: str
+    rejecting_slice_keys: list[str] = Field(default_factory=list)
+    rejecting_slices: list[str] = Field(default_factory=list)
+    decision_candidate_id: str
+    decision_baseline_id: str | None = None
+    decision_timestamp: str
+    decision_verdict: str
+    decision_score: float = Field(description="The rejected candidate's aggregate score.")
+    decision_delta: float = Field(description="Its aggregate delta against the baseline.")
+    decision_driver_delta: float = Field(description="The driver slice's delta in the rejection.")
+    outcome_candidate_id: str
+    outcome_baseline_id: str | None = None
+    outcome_timestamp: str
+    outcome_verdict: str
+    outcome_score: float
+    outcome_delta: float
+    outcome_driver_delta: float | None = Field(
+        None, description="The same slice's delta in the outcome; None when the outcome has no such slice."
+    )
+    accepted: bool = Field(description="The outcome gate accepted: the recipe worked.")
+    logged_at: str = Field(default_factory=_utc_now)
+    note: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_tenant_id(cls, data: Any) -> Any:
+        return _hash_tenant_field(data)
+
+    @field_validator("decision_score", "decision_delta", "decision_driver_delta", "outcome_score", "outcome_delta",
+                     "outcome_driver_delta")
+    @classmethod
+    def _finite(cls, v: float | None, info: Any) -> float | None:
+        return _finite_or_none(v, info.field_name)
+
+    @property
+    def driver_improvement(self) -> float | None:
+        """How much the driver slice's delta rose from the rejection to the outcome."""
+        if self.outcome_driver_delta is None:
+            return None
+        return self.outcome_driver_delta - self.decision_driver_delta
+
+    @property
+    def identity(self) -> tuple[str, str, str, str, str]:
+        """What makes two records the same application (logged twice)."""
+        return (self.recipe_id, self.decision_candidate_id, self.decision_timestamp,
+                self.outcome_candidate_id, self.outcome_timestamp)
+
+    def to_record(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_record(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+    def legacy(self) -> RecipeApplication:
+        """The 0.5.4-shaped line for ``applications.jsonl`` (same ``application_id``):
+        aggregate candidate score before and after, ``applied_at`` = the rejection's time,
+        ``completed_at`` = the outcome's."""
+        return RecipeApplication(
+            application_id=self.application_id, recipe_id=self.recipe_id, tenant_hash=self.tenant_hash,
+            pre_decision_score=self.decision_score, post_decision_score=self.outcome_score,
+            observed_delta=self.outcome_score - self.decision_score, driver_slice_tag=self.driver_slice_tag,
+            slice_match_signature=list(self.rejecting_slices), applied_at=self.decision_timestamp,
+            completed_at=self.outcome_timestamp,
+        )
+
+
+Z_95 = 1.959963984540054
+"""Two-sided 95% normal quantile."""
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% by default).
+
+    ``(0, 1)`` for ``n == 0``. Same values as
+    ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
+    """
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    z2 = z * z
+    denom = 1 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    low = 0.0 if successes == 0 else max(0.0, center - half)
+    high = 1.0 if successes == n else min(1.0, center + half)
+    return (low, high)
+
+
+MIN_MEASURED = 3
+"""Matching gate-verified applications a recipe needs before its measured
+success rate ranks it (below that: 0.5.4's order)."""
+
+MatchLevel = Literal["driver", "key", "any"]
+
+
+class RecipeEfficacy(BaseModel):
+    """A recipe's gate-verified record for one rejection's slice signature.
+
+    ``level`` is which applications count: those whose driver slice tag is
+    this rejection's (``driver``), else those whose driver slice has the same
+    key (``key``: ``intent=*``), else all of the recipe's (``any``): the most
+    specific level with at least ``min_measured`` applications, else the most
+    specific one with any (``None``: none at all).
+    """
+
+    recipe_id: str
+    level: MatchLevel | None = None
+    scope: str = Field("", description="What `level` means here: 'driver slice intent=x', 'intent=* slices'.")
+    n: int = 0
+    successes: int = 0
+    ci_low: float = 0.0
+    ci_high: float = 1.0
+    mean_driver_improvement: float | None = None
+    n_driver_improvement: int = 0
+    min_measured: int = MIN_MEASURED
+    n_verified_total: int = Field(0, description="The recipe's gate-verified applications, any slice.")
+
+    @property
+    def measured(self) -> bool:
+        """Enough matching applications to rank by the interval."""
+        return self.n >= self.min_measured
+
+    @property
+    def rate(self) -> float | None:
+        return self.successes / self.n if self.n else None
+
+    @property
+    def discouraged(self) -> bool:
+        """Measured, and the record argues against it: no success yet, or a
+        95% interval entirely below one success in two."""
+        return self.measured and (self.successes == 0 or self.ci_high < 0.5)
+
+    def summary(self) -> str:
+        """``4/5 succeeded, 95% CI 0.38–0.96 on driver slice intent=x; …``"""
+        text = f"{self.successes}/{self.n} succeeded, 95% CI {self.ci_low:.2f}–{self.ci_high:.2f} on {self.scope}"
+        if self.mean_driver_improvement is not None:
+            text += f"; driver-slice Δ moved {self.mean_driver_improvement:+.3f} on average"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level, "scope": self.scope, "n": self.n, "successes": self.successes,
+            "success_rate": self.rate, "ci_low": self.ci_low, "ci_high": self.ci_high,
+            "ci_method": "wilson_95", "mean_driver_improvement": self.mean_driver_improvement,
+            "n_driver_improvement": self.n_driver_improvement, "measured": self.measured,
+            "min_measured": self.min_measured, "n_verified_total": self.n_verified_total,
+        }
+
+
+def efficacy_for(
+    recipe_id: str,
+    applications: list[VerifiedApplication],
+    driver_slice_tag: str,
+    *,
+    min_measured: int = MIN_MEASURED,
+) -> RecipeEfficacy:
+    """The record of ``recipe_id`` for a rejection whose driver slice is ``driver_slice_tag``."""
+    mine = [a for a in applications if a.recipe_id == recipe_id]
+    key = slice_key(driver_slice_tag)
+    levels: list[tuple[MatchLevel, str, list[VerifiedApplication]]] = [
+        ("driver", f"driver slice {driver_slice_tag}", [a for a in mine if a.driver_slice_tag == driver_slice_tag]),
+        ("key", f"{key}=* slices" if "=" in driver_slice_tag else f"{key} slices",
+         [a for a in mine if a.driver_slice_key == key]),
+        ("any", "any slice", mine),
+    ]
+    chosen = next((lv for lv in levels if len(lv[2]) >= min_measured), None)
+    if chosen is None:
+        chosen = next((lv for lv in levels if lv[2]), None)
+    if chosen is None:
+        return RecipeEfficacy(recipe_id=recipe_id, min_measured=min_measured)
+    level, scope, apps = chosen
+    successes = sum(1 for a in apps if a.accepted)
+    low, high = wilson_interval(successes, len(apps))
+    improvements = [x for x in (a.driver_improvement for a in apps) if x is not None]
+    return RecipeEfficacy(
+        recipe_id=recipe_id, level=level, scope=scope, n=len(apps), successes=successes, ci_low=low,
+        ci_high=high, mean_driver_improvement=sum(improvements) / len(improvements) if improvements else None,
+        n_driver_improvement=len(improvements), min_measured=min_measured, n_verified_total=len(mine),
+    )
+
+
 class RecipeRecommendation(BaseModel):
     """A recipe picked for a decision, with its evidence and how it matched."""
 
@@ -292,10 +562,25 @@ class RecipeRecommendation(BaseModel):
         description="slice_tag_contains substrings found in the driver tag; [] for a catch-all recipe.",
     )
     match_threshold: float = Field(0.0, description="The recipe's min_slice_regression_pp the slice cleared.")
+    efficacy: RecipeEfficacy | None = Field(
+        None, description="The gate-verified record; None when the library has no verified application at all."
+    )
+    basis: Literal["measured", "logged", "prior"] = Field(
+        "prior", description="What ranked it: the verified success interval, 0.5.4's logged Δ, or the prior."
+    )
+    basis_text: str = ""
 
     @property
     def targeted(self) -> bool:
         return bool(self.match_terms)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` plus the ranking basis and the gate-verified record."""
+        out = self.to_dict()
+        out["rank_basis"] = self.basis
+        out["rank_basis_text"] = self.basis_text
+        out["verified"] = self.efficacy.to_dict() if self.efficacy is not None else None
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of 0.5.4's ``recommend-cmd --format json`` (same keys, same order)."""
@@ -390,6 +675,21 @@ def _load_applications(path: Path) -> list[RecipeApplication]:
     return out
 
 
+def _load_verified(path: Path) -> list[VerifiedApplication]:
+    text = _read_text(path, "verified applications file")
+    if text is None:
+        return []
+    out: list[VerifiedApplication] = []
+    for lineno, obj in _jsonl_objects(path, text):
+        try:
+            out.append(VerifiedApplication.model_validate(obj))
+        except ValidationError as exc:
+            raise InvalidInputError(
+                f"{path}:{lineno}: not a valid verified recipe application ({_short(exc)})"
+            ) from None
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Store
 # ---------------------------------------------------------------------------
@@ -405,10 +705,19 @@ class RecipeStore:
     The application log is append-only. Appending a record whose
     ``application_id`` is already logged (see :meth:`complete_application`)
     supersedes the earlier one: the latest record of an id counts.
+
+    Gate-verified applications (:meth:`log_outcome`) go to ``verified_path``
+    (default: ``<applications stem>.verified.jsonl`` beside the application
+    log, ``applications.verified.jsonl``), one :class:`VerifiedApplication`
+    a line, and their 0.5.4-shaped summary to the application log, so 0.5.4
+    can still read that file.
     """
 
     def __init__(
-        self, recipes_path: str | os.PathLike[str], applications_path: str | os.PathLike[str] | None = None
+        self,
+        recipes_path: str | os.PathLike[str],
+        applications_path: str | os.PathLike[str] | None = None,
+        verified_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.recipes_path = Path(recipes_path)
         self.applications_path = (
@@ -416,17 +725,23 @@ class RecipeStore:
             if applications_path is not None
             else self.recipes_path.with_name(DEFAULT_APPLICATIONS_NAME)
         )
+        self.verified_path = (
+            Path(verified_path)
+            if verified_path is not None
+            else self.applications_path.with_name(f"{self.applications_path.stem}.verified.jsonl")
+        )
         self.reload()
 
     def __repr__(self) -> str:
         return f"RecipeStore({str(self.recipes_path)!r}, {str(self.applications_path)!r})"
 
     def reload(self) -> None:
-        """Re-read the recipes; the application log is re-read on next use."""
+        """Re-read the recipes; the application logs are re-read on next use."""
         loaded = _load_recipes(self.recipes_path)
         self.recipes_file_exists = loaded is not None
         self._recipes: dict[str, Recipe] = loaded or {}
         self._log_cache: list[RecipeApplication] | None = None  # read on first use
+        self._verified_cache: list[VerifiedApplication] | None = None
 
     @property
     def _log(self) -> list[RecipeApplication]:
@@ -519,6 +834,57 @@ class RecipeStore:
     def n_applications(self) -> int:
         return len(self.applications())
 
+    # -- gate-verified applications ----------------------------------------
+
+    def verified_applications(self) -> list[VerifiedApplication]:
+        """Every gate-verified application, oldest first."""
+        if self._verified_cache is None:
+            self._verified_cache = _load_verified(self.verified_path)
+        return list(self._verified_cache)
+
+    def efficacy(
+        self, recipe_id: str, driver_slice_tag: str, *, min_measured: int = MIN_MEASURED
+    ) -> RecipeEfficacy:
+        """The verified record of ``recipe_id`` for a rejection driven by ``driver_slice_tag``."""
+        return efficacy_for(recipe_id, self.verified_applications(), driver_slice_tag, min_measured=min_measured)
+
+    def log_outcome(
+        self,
+        *,
+        recipe_id: str,
+        decision: GateDecision,
+        outcome: GateDecision,
+        note: str | None = None,
+        application_id: str | None = None,
+    ) -> VerifiedApplication:
+        """Record that ``recipe_id`` was applied to the rejection ``decision`` and
+        the gate then decided ``outcome``.
+
+        Checked first (:func:`check_application`): the recipe is in the
+        library, the decision is a rejection with a driver slice, both are for
+        the same tenant, and the outcome is newer. The same (recipe, decision,
+        outcome) logged twice is refused. Raises :class:`InvalidInputError`.
+        """
+        if recipe_id not in self:
+            where = "" if self.recipes_file_exists else " (the file does not exist)"
+            raise InvalidInputError(f"no recipe with id {recipe_id!r} in {self.recipes_path}{where}")
+        app = build_verified_application(
+            recipe_id=recipe_id, decision=decision, outcome=outcome, note=note, application_id=application_id
+        )
+        with file_lock(self.verified_path):
+            existing = _load_verified(self.verified_path)
+            dup = next((a for a in existing if a.identity == app.identity), None)
+            if dup is not None:
+                raise InvalidInputError(
+                    f"already logged: application {dup.application_id} records {recipe_id} for this"
+                    f" rejection ({decision.candidate_id} at {decision.timestamp}) and this outcome"
+                    f" ({outcome.candidate_id} at {outcome.timestamp})"
+                )
+            locked_append(self.verified_path, [app.to_json()], locked=True)
+        self._verified_cache = [*existing, app]
+        self.add_application(app.legacy())
+        return app
+
 
 def seed_recipes_bytes() -> bytes:
     """The bundled seed library (0.5.4's seven recipes), byte for byte."""
@@ -590,11 +956,13 @@ def recommend(
     top_k: int = 5,
     *,
     min_uses_for_ci: int = MIN_USES_FOR_RANGE,
+    min_measured: int = MIN_MEASURED,
 ) -> list[RecipeRecommendation]:
     """Recipes for a rejected decision's driver slice, best first (at most ``top_k``).
 
     Empty when the decision was accepted or has no driver slice. See the
-    module docstring for the matching and the ranking.
+    module docstring for the matching and the ranking; ``min_measured``
+    matching gate-verified applications make a recipe's rank measured.
     """
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
@@ -611,16 +979,50 @@ def recommend(
     by_recipe: dict[str, list[RecipeApplication]] = {}
     for app in store.applications():
         by_recipe.setdefault(app.recipe_id, []).append(app)
+    verified = store.verified_applications()
     recs = []
     for recipe in store.list_recipes():
         terms = recipe.match_terms(driver.slice_tag, driver.delta)
         if terms is None:
             continue
-        recs.append(_recommendation(
+        rec = _recommendation(
             recipe, terms, driver.slice_tag, by_recipe.get(recipe.recipe_id, []), min_uses_for_ci
-        ))
-    recs.sort(key=_rank_key)
+        )
+        if verified:
+            rec.efficacy = efficacy_for(recipe.recipe_id, verified, driver.slice_tag, min_measured=min_measured)
+        rec.basis, rec.basis_text = _basis(rec)
+        recs.append(rec)
+    recs.sort(key=_ranking_key)
     return recs[:top_k]
+
+
+def _basis(r: RecipeRecommendation) -> tuple[Literal["measured", "logged", "prior"], str]:
+    """What ranks ``r``, and the sentence that says so."""
+    eff = r.efficacy
+    if eff is not None and eff.measured:
+        text = "measured: " + eff.summary()
+        if eff.discouraged:
+            text += " (ranked after the recipes without a record)"
+        return "measured", text
+    if eff is not None and eff.n:
+        head = (f"{eff.successes}/{eff.n} succeeded on {eff.scope} so far, too few to rank"
+                f" (needs {eff.min_measured})")
+    else:
+        head = "no record yet"
+    if r.n_uses and r.expected_efficacy is not None:
+        return "logged", f"{head}: ranked by logged Δ (avg {r.expected_efficacy:+.3f} over n={r.n_uses}, 0.5.4's rule)"
+    return "prior", f"{head}: {'cited' if r.recipe.source_paper_arxiv else 'library'} prior"
+
+
+def _ranking_key(r: RecipeRecommendation) -> tuple[Any, ...]:
+    """Measured recipes by the Wilson lower bound, the others in 0.5.4's order
+    between them and the measured recipes whose record argues against them."""
+    eff = r.efficacy
+    if eff is not None and eff.measured:
+        imp = eff.mean_driver_improvement
+        return (2 if eff.discouraged else 0, -eff.ci_low, -(imp if imp is not None else -math.inf), -eff.n,
+                r.recipe.recipe_id)
+    return (1, *_rank_key(r))
 
 
 # ---------------------------------------------------------------------------
@@ -644,6 +1046,19 @@ def read_decision(path: str | os.PathLike[str], line: int = -1) -> GateDecision:
     which holds only decisions, this is 0.5.4's ``--line``.
     """
     p = Path(path)
+    decisions = _decision_records(p)
+    idx = line if line >= 0 else len(decisions) + line
+    if not 0 <= idx < len(decisions):
+        raise InvalidInputError(
+            f"--line {line} is out of range: {p} holds {len(decisions)} decision record(s)"
+            " (--line counts decision records only: 0 = first, -1 = last)"
+        )
+    return _validate_decision(p, *decisions[idx])
+
+
+def _decision_records(p: Path) -> list[tuple[int | None, dict[str, Any]]]:
+    """The decision records of a decision file or an audit log, oldest first,
+    as ``(line number or None for a single-object file, raw object)``."""
     text = _read_text(p, "decision file")
     if text is None:
         raise InvalidInputError(f"decision file not found: {p}")
@@ -666,13 +1081,10 @@ def read_decision(path: str | os.PathLike[str], line: int = -1) -> GateDecision:
         raise InvalidInputError(
             f"{p} holds no gate decision ({len(records)} record(s), none of kind 'decision')"
         )
-    idx = line if line >= 0 else len(decisions) + line
-    if not 0 <= idx < len(decisions):
-        raise InvalidInputError(
-            f"--line {line} is out of range: {p} holds {len(decisions)} decision record(s)"
-            " (--line counts decision records only: 0 = first, -1 = last)"
-        )
-    lineno, obj = decisions[idx]
+    return decisions
+
+
+def _validate_decision(p: Path, lineno: int | None, obj: dict[str, Any]) -> GateDecision:
     try:
         return GateDecision.model_validate(obj)
     except ValidationError as exc:
@@ -727,13 +1139,340 @@ def print_recommendations(
         console.rule(Text(f"Recipes for driver slice: {driver.slice_tag}", style="bold magenta"))
     if all(r.n_uses == 0 for r in recs):
         err_console.print(Text(HONESTY_NOTE), highlight=False)
+    show_basis = any(r.efficacy is not None for r in recs)
     for i, r in enumerate(recs, 1):
         line = Text()
         line.append(f"\n{i}. {r.recipe.name}", style="bold cyan")
         line.append(f"   [{_evidence_label(r)}]")
         console.print(line, highlight=False)
+        if show_basis:  # only once the library has gate-verified outcomes: 0.5.4's output otherwise
+            out(f"   rank basis: {r.basis_text}")
         out(f"   id: {r.recipe.recipe_id}")
         out(f"   intervention: {r.recipe.intervention_type}")
         if r.recipe.source_paper_arxiv:
             out(f"   source: arXiv {r.recipe.source_paper_arxiv}")
         out(f"   {r.recipe.description}")
+
+
+def recommendations_json(recs: list[RecipeRecommendation]) -> list[dict[str, Any]]:
+    """``recommend-cmd --format json``: 0.5.4's objects, plus ``rank_basis``,
+    ``rank_basis_text`` and ``verified`` once the library has gate-verified
+    applications (so a library without them prints exactly what 0.5.4 did)."""
+    if any(r.efficacy is not None for r in recs):
+        return [r.to_json_dict() for r in recs]
+    return [r.to_dict() for r in recs]
+
+
+# ---------------------------------------------------------------------------
+# Logging an application from two gate decisions (recipes log / verify)
+# ---------------------------------------------------------------------------
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+
+
+def _when(d: GateDecision) -> str:
+    return f"{d.candidate_id} at {d.timestamp}"
+
+
+def check_rejection(decision: GateDecision) -> None:
+    """Refuse (:class:`InvalidInputError`) a decision a recipe cannot be logged
+    against: an acceptance, or a rejection without a driver slice."""
+    if decision.accepted:
+        raise InvalidInputError(
+            f"the decision ({_when(decision)}) was accepted ({decision.verdict}): a recipe is logged"
+            " against a rejection"
+        )
+    driver = decision.driver_slice
+    if driver is None:
+        raise InvalidInputError(
+            f"the rejection ({_when(decision)}) has no driver slice: recipes are matched by driver"
+            " slice, so its outcome could not inform a recommendation"
+        )
+
+
+def check_application(decision: GateDecision, outcome: GateDecision) -> None:
+    """Refuse (:class:`InvalidInputError`) a pair that cannot be an application:
+    the decision must be a rejection with a driver slice (:func:`check_rejection`),
+    the outcome the same tenant's and strictly newer."""
+    check_rejection(decision)
+    if decision.tenant_id != outcome.tenant_id:
+        raise InvalidInputError(
+            f"the decision and the outcome are for different tenants ({decision.tenant_id!r} and"
+            f" {outcome.tenant_id!r}): an outcome must re-gate the same tenant"
+        )
+    t_dec, t_out = _parse_time(decision.timestamp), _parse_time(outcome.timestamp)
+    for d, t in ((decision, t_dec), (outcome, t_out)):
+        if t is None:
+            raise InvalidInputError(f"cannot read the timestamp {d.timestamp!r} of {d.candidate_id}'s decision")
+    assert t_dec is not None and t_out is not None
+    if t_out <= t_dec:
+        raise InvalidInputError(
+            f"the outcome ({_when(outcome)}) is not newer than the decision ({_when(decision)}):"
+            " the outcome is the gate run after applying the recipe"
+        )
+
+
+def build_verified_application(
+    *,
+    recipe_id: str,
+    decision: GateDecision,
+    outcome: GateDecision,
+    note: str | None = None,
+    application_id: str | None = None,
+) -> VerifiedApplication:
+    """The application record of ``recipe_id`` from its rejection and its outcome (checked)."""
+    check_application(decision, outcome)
+    driver = decision.driver_slice
+    assert driver is not None
+    rejecting = _rejecting_slices(decision)
+    return VerifiedApplication(
+        application_id=application_id or uuid.uuid4().hex,
+        recipe_id=recipe_id,
+        tenant_id=decision.tenant_id,  # hashed by the model; never stored
+        driver_slice_tag=driver.slice_tag,
+        driver_slice_key=slice_key(driver.slice_tag),
+        rejecting_slice_keys=sorted({slice_key(t) for t in rejecting}),
+        rejecting_slices=rejecting,
+        decision_candidate_id=decision.candidate_id,
+        decision_baseline_id=decision.baseline_id,
+        decision_timestamp=decision.timestamp,
+        decision_verdict=decision.verdict,
+        decision_score=decision.score_candidate,
+        decision_delta=decision.delta,
+        decision_driver_delta=driver.delta,
+        outcome_candidate_id=outcome.candidate_id,
+        outcome_baseline_id=outcome.baseline_id,
+        outcome_timestamp=outcome.timestamp,
+        outcome_verdict=outcome.verdict,
+        outcome_score=outcome.score_candidate,
+        outcome_delta=outcome.delta,
+        outcome_driver_delta=_slice_delta(outcome, driver.slice_tag),
+        accepted=outcome.accepted,
+        note=note or None,
+    )
+
+
+def settings_of(decision: GateDecision) -> dict[str, Any]:
+    """The decision settings a gate job needs to re-gate under ``decision``'s
+    rules (:data:`adaptergate.job.SETTING_NAMES`). A 0.5.4 record, which has no
+    ``config``, gives its threshold rule and epsilon."""
+    from adaptergate.job import SETTING_NAMES
+
+    if decision.config is None:
+        return {"decision": "threshold" if decision.schema_version < 3 else decision.decision_rule,
+                "epsilon": decision.epsilon}
+    cfg = decision.config.model_dump()
+    return {name: cfg[name] for name in SETTING_NAMES if name in cfg}
+
+
+SELECTORS: tuple[str, ...] = ("@last", "@last-rejected", "@last-accepted")
+REF_HELP = (
+    "a decision JSON file (gate --format json), FILE:N (decision record N of an audit log: 0 = first,"
+    " -1 = last), or @last, @last-rejected, @last-accepted with --audit-log"
+)
+_FILE_LINE = re.compile(r"(?s)(.+):(-?\d+)")
+
+
+class ResolvedDecision(BaseModel):
+    """A gate decision and where it was read (``file`` or ``file:line``)."""
+
+    decision: GateDecision
+    source: str
+
+
+def _where_rec(p: Path, lineno: int | None) -> str:
+    return f"{p}:{lineno}" if lineno is not None else str(p)
+
+
+def resolve_decision_ref(
+    ref: str,
+    *,
+    option: str = "--decision",
+    audit_log: str | os.PathLike[str] | None = None,
+    tenant: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+) -> ResolvedDecision:
+    """The gate decision a REF names (see :data:`REF_HELP`).
+
+    ``@last`` / ``@last-rejected`` / ``@last-accepted``: the newest such
+    decision record of ``audit_log`` for ``tenant`` (any tenant if None),
+    optionally only among those strictly older than ``before`` or newer
+    than ``after`` (timestamps). A file REF is checked against ``tenant``.
+    """
+    if ref.startswith("@"):
+        if ref not in SELECTORS:
+            raise UsageError(f"{option} {ref}: unknown selector; use {', '.join(SELECTORS)}")
+        if audit_log is None:
+            raise UsageError(f"{option} {ref} needs --audit-log FILE (the audit log to select from)")
+        log = Path(audit_log)
+        t_before = _parse_time(before) if before else None
+        t_after = _parse_time(after) if after else None
+        want = {"@last": None, "@last-rejected": False, "@last-accepted": True}[ref]
+        for lineno, obj in reversed(_decision_records(log)):
+            if tenant is not None and obj.get("tenant_id") != tenant:
+                continue
+            if want is not None and obj.get("accepted") is not want:
+                continue
+            if t_before is not None or t_after is not None:
+                t = _parse_time(obj.get("timestamp")) if isinstance(obj.get("timestamp"), str) else None
+                if t is None or (t_before is not None and t >= t_before) or (t_after is not None and t <= t_after):
+                    continue
+            return ResolvedDecision(decision=_validate_decision(log, lineno, obj), source=_where_rec(log, lineno))
+        kind = {None: "", False: "rejected ", True: "accepted "}[want]
+        scope = f" of tenant {tenant!r}" if tenant is not None else ""
+        when = f" older than {before}" if before else (f" newer than {after}" if after else "")
+        raise InvalidInputError(f"{option} {ref}: no {kind}decision{scope}{when} in {log}")
+    path, index = Path(ref), -1
+    if not path.exists():
+        m = _FILE_LINE.fullmatch(ref)
+        if m is None or not Path(m.group(1)).is_file():
+            raise InvalidInputError(f"{option} {ref}: no such file; give {REF_HELP}")
+        path, index = Path(m.group(1)), int(m.group(2))
+    records = _decision_records(path)
+    idx = index if index >= 0 else len(records) + index
+    if not 0 <= idx < len(records):
+        raise InvalidInputError(
+            f"{option} {ref}: {path} holds {len(records)} decision record(s) (N counts decision records"
+            " only: 0 = first, -1 = last)"
+        )
+    lineno, obj = records[idx]
+    got = ResolvedDecision(decision=_validate_decision(path, lineno, obj), source=_where_rec(path, lineno))
+    if tenant is not None and got.decision.tenant_id != tenant:
+        raise InvalidInputError(
+            f"{option} {ref} ({got.source}) is for tenant {got.decision.tenant_id!r}, not --tenant {tenant!r}"
+        )
+    return got
+
+
+def resolve_application_refs(
+    decision_ref: str,
+    outcome_ref: str,
+    *,
+    audit_log: str | os.PathLike[str] | None = None,
+    tenant: str | None = None,
+) -> tuple[ResolvedDecision, ResolvedDecision]:
+    """The rejection and the outcome of ``recipes log``.
+
+    A selector takes its tenant (when ``tenant`` is None) and its time bound
+    from the other REF: ``--decision @last-rejected --outcome @last`` is the
+    newest decision and the newest rejection of the same tenant before it.
+    """
+    if decision_ref.startswith("@") or not outcome_ref.startswith("@"):
+        outcome = resolve_decision_ref(outcome_ref, option="--outcome", audit_log=audit_log, tenant=tenant)
+        decision = resolve_decision_ref(
+            decision_ref, option="--decision", audit_log=audit_log,
+            tenant=tenant if tenant is not None or not decision_ref.startswith("@") else outcome.decision.tenant_id,
+            before=outcome.decision.timestamp if decision_ref.startswith("@") else None,
+        )
+    else:
+        decision = resolve_decision_ref(decision_ref, option="--decision", audit_log=audit_log, tenant=tenant)
+        outcome = resolve_decision_ref(
+            outcome_ref, option="--outcome", audit_log=audit_log,
+            tenant=tenant if tenant is not None else decision.decision.tenant_id,
+            after=decision.decision.timestamp,
+        )
+    return decision, outcome
+
+
+def print_application(app: VerifiedApplication, record: RecipeEfficacy, *, console: Any) -> None:
+    """Human output of ``recipes log`` / ``recipes verify``: what was logged, and the recipe's record."""
+    from rich.text import Text
+
+    def out(text: str) -> None:
+        console.print(Text(text), highlight=False)
+
+    after = "—" if app.outcome_driver_delta is None else f"{app.outcome_driver_delta:+.3f}"
+    out(f"Logged application {app.application_id} of {app.recipe_id} (tenant hash {app.tenant_hash}):")
+    out(f"  rejection: {app.decision_candidate_id} at {app.decision_timestamp}: {app.decision_verdict},"
+        f" score {app.decision_score:.3f} (Δ={app.decision_delta:+.3f})")
+    out(f"  outcome:   {app.outcome_candidate_id} at {app.outcome_timestamp}: {app.outcome_verdict},"
+        f" score {app.outcome_score:.3f} (Δ={app.outcome_delta:+.3f})")
+    out(f"  driver slice {app.driver_slice_tag}: Δ {app.decision_driver_delta:+.3f} → {after}")
+    if record.measured:
+        text = "measured: " + record.summary()
+    else:
+        text = (f"{record.successes}/{record.n} succeeded on {record.scope} (it ranks recommendations from"
+                f" {record.min_measured} matching applications on; until then its prior does)")
+    out(f"Record of {app.recipe_id} for this slice: {text}")
+
+
+def application_json(app: VerifiedApplication, record: RecipeEfficacy) -> dict[str, Any]:
+    return {"application": app.to_record(), "record": record.to_dict()}
+
+
+# ---------------------------------------------------------------------------
+# Recommendations for a report ("What now?" in the PR comment)
+# ---------------------------------------------------------------------------
+
+_ARXIV_ID = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
+
+
+def arxiv_id(value: Any) -> str | None:
+    """A well-formed arXiv identifier (``2408.06133``, ``hep-th/9901001v2``;
+    an ``arXiv:`` prefix is dropped), else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text[:6].lower() == "arxiv:":
+        text = text[6:]
+    return text if _ARXIV_ID.fullmatch(text) else None
+
+
+def arxiv_url(value: Any) -> str | None:
+    """``https://arxiv.org/abs/<id>`` for a well-formed id only (else None)."""
+    ident = arxiv_id(value)
+    return f"https://arxiv.org/abs/{ident}" if ident else None
+
+
+def _why(r: RecipeRecommendation, tag: str, delta: float) -> str:
+    if r.match_terms:
+        terms = ", ".join(f"“{t}”" for t in r.match_terms)
+        text = f"the driver slice {tag} contains {terms}"
+    else:
+        text = f"it applies to any slice; the driver slice is {tag}"
+    if r.match_threshold > 0:
+        text += f", and its drop of {abs(delta):.3f} clears the recipe's {r.match_threshold:.3f} threshold"
+    return text
+
+
+def recommendations_for(
+    decision: GateDecision | Mapping[str, Any], store: RecipeStore, k: int = 3
+) -> list[dict[str, Any]]:
+    """Up to ``k`` recipes for a rejected decision, as plain dicts for
+    :func:`adaptergate.rendering.render` (``recommendations=``): ``recipe_id``,
+    ``name``, ``intervention_type``, ``arxiv_id`` and ``arxiv_url`` (None unless
+    the citation is a well-formed arXiv id), ``paper_title``, ``why`` (how it
+    matches), ``record`` (its measured record, or "no record yet: …") and
+    ``basis``. Empty for an accepted or driverless decision."""
+    if not isinstance(decision, GateDecision):
+        try:
+            decision = GateDecision.model_validate(decision)
+        except ValidationError as exc:
+            raise InvalidInputError(f"not a valid gate decision ({_short(exc)})") from None
+    if k <= 0:
+        return []
+    recs = recommend(decision, store, top_k=k)
+    driver = decision.driver_slice
+    if driver is None:
+        return []
+    return [
+        {
+            "recipe_id": r.recipe.recipe_id,
+            "name": r.recipe.name or r.recipe.recipe_id,
+            "intervention_type": r.recipe.intervention_type,
+            "arxiv_id": arxiv_id(r.recipe.source_paper_arxiv),
+            "arxiv_url": arxiv_url(r.recipe.source_paper_arxiv),
+            "paper_title": r.recipe.source_paper_title,
+            "why": _why(r, driver.slice_tag, driver.delta),
+            "record": r.basis_text,
+            "basis": r.basis,
+        }
+        for r in recs
+    ]

@@ -42,7 +42,9 @@ __all__ = [
     "escape_markdown",
     "escape_xml",
     "get_environment",
+    "plain_line",
     "print_human",
+    "rich_text",
     "render",
     "render_manifest",
     "report_marker",
@@ -579,6 +581,7 @@ def _context(
     target: str | None,
     max_slice_rows: int | None = None,
     links: dict[str, str] | None = None,
+    recommendations: list[Any] | None = None,
 ) -> dict[str, Any]:
     driver = decision.driver_slice
     show_failures = max(0, int(show_failures))
@@ -634,8 +637,55 @@ def _context(
         "aggregate_message": _aggregate_message(decision),
         "long_limit": MD_LONG_TEXT_LIMIT,
         "word_diff": wording.word_diff,
+        "judge": _judge_view(decision),
+        "judge_scores": _judge_scores,
         "run_url": _safe_url((links or {}).get("run")),
+        "recommendations": _recommendation_items(recommendations),
     }
+
+
+def _recommendation_items(recommendations: list[Any] | None) -> list[dict[str, Any]]:
+    """The "What now?" items: dicts of :func:`adaptergate.recipes.recommendations_for`.
+
+    The arXiv link is rebuilt here from a well-formed id only, whatever URL an
+    item carries; every other value is text the template escapes.
+    """
+    if not recommendations:
+        return []
+    from adaptergate.recipes import arxiv_id
+
+    items = []
+    for r in recommendations:
+        get = r.get if isinstance(r, dict) else (lambda k, r=r: getattr(r, k, None))
+        ident = arxiv_id(get("arxiv_id"))
+        items.append({
+            "name": get("name") or get("recipe_id") or "",
+            "arxiv_id": ident,
+            "arxiv_url": f"https://arxiv.org/abs/{ident}" if ident else None,
+            "why": get("why") or "",
+            "record": get("record") or "no record yet",
+        })
+    return items
+
+
+def _judge_view(decision: GateDecision) -> dict[str, Any] | None:
+    """``--metric judge``: the per-criterion table (None for every other decision)."""
+    j = decision.judge
+    if j is None:
+        return None
+    worst = min(j.criteria, key=lambda c: c.delta, default=None)
+    return {
+        "summary": j,
+        "rows": j.criteria,
+        "worst": worst if worst is not None and worst.delta < 0 else None,
+        "mode": "pairwise, A/B order randomised per query" if j.pairwise else "each answer judged on its own",
+    }
+
+
+def _judge_scores(baseline: dict[str, int] | None, candidate: dict[str, int] | None) -> list[tuple[str, Any, Any]]:
+    """(criterion, baseline score, candidate score) in the candidate's criterion order."""
+    names = list(candidate or {}) or list(baseline or {})
+    return [(n, (baseline or {}).get(n), (candidate or {}).get(n)) for n in names]
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -674,6 +724,7 @@ def render(
     staleness_threshold_days: int = 30,
     target: str | None = None,
     links: dict[str, str] | None = None,
+    recommendations: list[Any] | None = None,
 ) -> str:
     """Render ``decision`` as ``json``, ``pr-comment``, ``markdown`` or ``junit``.
 
@@ -682,7 +733,9 @@ def render(
     warning appears; ``target`` names the surface the text is for
     (``"check-run"``, ``"step-summary"`` …) and is handed to the templates as
     ``target`` (default: ``fmt``); ``links`` are trusted URLs for the footer
-    (``run``: the workflow run).
+    (``run``: the workflow run); ``recommendations``, for a rejection, are
+    repair recipes (:func:`adaptergate.recipes.recommendations_for`) shown in
+    a "What now?" section of the Markdown reports (none: no section).
 
     Raises :class:`~adaptergate.errors.UsageError` for any other ``fmt``.
     """
@@ -701,6 +754,7 @@ def render(
         staleness_threshold_days=staleness_threshold_days,
         target=target,
         links=links or {},
+        recommendations=recommendations,
     )
     if fmt == "junit":
         return env.get_template("junit.xml.j2").render(_context(decision, **opts))
@@ -793,14 +847,25 @@ def render_manifest(
 # --------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _rich_text(value: Any, limit: int | None = None) -> str:
-    """User text safe for rich: no markup, no terminal escapes, one line."""
+def plain_line(value: Any, limit: int | None = None) -> str:
+    """User text as one printable line: control characters shown as ``\\xNN``, lone
+    surrogates as ``\\uNNNN`` (unencodable), bidi controls dropped, cut at ``limit``."""
     text = _LINE_BREAKS.sub(" ", _to_text(value))
     text = _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
     text = "".join(ch for ch in text if ch not in _BIDI_CONTROLS)
-    return rich_escape(_cap(text, limit))
+    text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+    return _cap(text, limit)
+
+
+def rich_text(value: Any, limit: int | None = None) -> str:
+    """User text safe for rich: no markup, no terminal escapes, one line."""
+    return rich_escape(plain_line(value, limit))
+
+
+_rich_text = rich_text
 
 
 def print_human(
@@ -851,6 +916,8 @@ def print_human(
         if len(reasons) > 1:
             for r in reasons:
                 out(f"  • {t(r)}")
+    if decision.judge is not None:
+        _print_judge_block(decision, out)
 
     driver = decision.driver_slice
     if driver is not None:
@@ -951,6 +1018,19 @@ def print_human(
 
 
 _VERDICT_STYLE = {"FAIL": "red", "PASS": "green", "INCONCLUSIVE": "yellow"}
+
+
+def _print_judge_block(decision: GateDecision, out: Any) -> None:
+    j = decision.judge
+    assert j is not None
+    mode = "pairwise" if j.pairwise else "pointwise"
+    out(f"\n[bold]Judge[/bold] {_rich_text(j.judge, MD_VALUE_LIMIT)} ({mode}; scores {j.scale}):")
+    for c in j.criteria:
+        colour = "red" if c.delta < 0 else "green"
+        out(
+            f"  [{colour}]{_fmt_signed(c.delta, 2)}[/{colour}]   {_fmt_score(c.baseline, 2)} → {_fmt_score(c.candidate, 2)}"
+            f"   {c.n_worse} worse, {c.n_better} better   [magenta]{_rich_text(c.name)}[/magenta] ×{_fmt_num(c.weight)}"
+        )
 
 
 def _print_stat_block(decision: GateDecision, stat: dict[str, Any], out: Any) -> None:

@@ -61,13 +61,77 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0")
 
 
+def load_causal_lm(path: str | Path, settings: GenerationSettings, *, what: str = "model") -> tuple[Any, Any, str]:
+    """Load a causal LM and its tokenizer as the gate does: (tokenizer, model, device).
+
+    Left padding, a pad token (EOS when the tokenizer has none), dtype and
+    device from ``settings`` (bf16 on GPU, fp32 on CPU), bitsandbytes
+    quantisation on request, thread count. Shared by :class:`AdapterRunner`
+    (the base model) and :mod:`adaptergate.judge` (a local judge model).
+    """
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"model inputs need the ML stack ({exc.name} is missing): pip install 'adaptergate[peft]'"
+        ) from None
+    _quiet_transformers(transformers)
+    base = path
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    cuda = torch.cuda.is_available()
+    device = settings.device or ("cuda" if cuda else "cpu")
+    if device == "cuda" and not cuda:
+        raise InvalidInputError("--device cuda was asked for but no CUDA device is visible")
+    dtype_name = settings.dtype or ("bfloat16" if device == "cuda" else "float32")
+    dtype = getattr(torch, dtype_name, None)
+    if dtype is None:
+        raise InvalidInputError(f"unknown --dtype {dtype_name!r}")
+    local = Path(str(base)).is_dir()
+    kwargs: dict[str, Any] = {"local_files_only": local or _offline()}
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(str(base), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - report any loader failure as one line
+        raise EvaluationError(f"cannot load the tokenizer of {base}: {type(exc).__name__}: {exc}") from exc
+    tok.padding_side = "left"  # right padding silently breaks batched generation
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if tok.eos_token_id is None:
+        raise InvalidInputError(f"tokenizer of {base} has no EOS token: cannot tell where an answer ends")
+    model_kwargs: dict[str, Any] = dict(kwargs, dtype=dtype)
+    if settings.quantize:
+        if device != "cuda":
+            raise InvalidInputError("--quantize needs a CUDA device (bitsandbytes)")
+        try:
+            from transformers import BitsAndBytesConfig
+        except ImportError:  # pragma: no cover
+            raise InvalidInputError("--quantize needs bitsandbytes: pip install 'adaptergate[quant]'") from None
+        q = settings.quantize
+        if q not in ("4bit", "8bit"):
+            raise InvalidInputError(f"--quantize must be 4bit or 8bit, got {q!r}")
+        model_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=q == "4bit", load_in_8bit=q == "8bit", bnb_4bit_compute_dtype=dtype
+        )
+        model_kwargs["device_map"] = "auto"
+    elif device == "cuda":
+        model_kwargs["device_map"] = "auto"  # accelerate places the layers
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(base), **model_kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise EvaluationError(f"cannot load {what} {base}: {type(exc).__name__}: {exc}") from exc
+    if "device_map" not in model_kwargs:
+        model.to(device)
+    model.eval()
+    return tok, model, device
+
+
 class AdapterRunner:
     """A base model with named LoRA adapters, ready for batched evaluation."""
 
     def __init__(self, base: str | Path, adapters: dict[str, Path], settings: GenerationSettings | None = None) -> None:
         try:
             import torch
-            import transformers
             from peft import PeftModel
         except ImportError as exc:
             raise InvalidInputError(
@@ -75,52 +139,8 @@ class AdapterRunner:
             ) from None
         self.settings = settings or GenerationSettings()
         self.torch = torch
-        _quiet_transformers(transformers)
         self.stats = RunnerStats()
-        if self.settings.threads:
-            torch.set_num_threads(self.settings.threads)
-        cuda = torch.cuda.is_available()
-        device = self.settings.device or ("cuda" if cuda else "cpu")
-        if device == "cuda" and not cuda:
-            raise InvalidInputError("--device cuda was asked for but no CUDA device is visible")
-        self.device = device
-        dtype_name = self.settings.dtype or ("bfloat16" if device == "cuda" else "float32")
-        dtype = getattr(torch, dtype_name, None)
-        if dtype is None:
-            raise InvalidInputError(f"unknown --dtype {dtype_name!r}")
-        local = Path(str(base)).is_dir()
-        kwargs: dict[str, Any] = {"local_files_only": local or _offline()}
-        try:
-            tok = transformers.AutoTokenizer.from_pretrained(str(base), **kwargs)
-        except Exception as exc:  # noqa: BLE001 - report any loader failure as one line
-            raise EvaluationError(f"cannot load the tokenizer of {base}: {type(exc).__name__}: {exc}") from exc
-        tok.padding_side = "left"  # right padding silently breaks batched generation
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        if tok.eos_token_id is None:
-            raise InvalidInputError(f"tokenizer of {base} has no EOS token: cannot tell where an answer ends")
-        self.tokenizer = tok
-        model_kwargs: dict[str, Any] = dict(kwargs, dtype=dtype)
-        if self.settings.quantize:
-            if device != "cuda":
-                raise InvalidInputError("--quantize needs a CUDA device (bitsandbytes)")
-            try:
-                from transformers import BitsAndBytesConfig
-            except ImportError:  # pragma: no cover
-                raise InvalidInputError("--quantize needs bitsandbytes: pip install 'adaptergate[quant]'") from None
-            q = self.settings.quantize
-            if q not in ("4bit", "8bit"):
-                raise InvalidInputError(f"--quantize must be 4bit or 8bit, got {q!r}")
-            model_kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=q == "4bit", load_in_8bit=q == "8bit", bnb_4bit_compute_dtype=dtype
-            )
-            model_kwargs["device_map"] = "auto"
-        elif device == "cuda":
-            model_kwargs["device_map"] = "auto"  # accelerate places the layers
-        try:
-            model = transformers.AutoModelForCausalLM.from_pretrained(str(base), **model_kwargs)
-        except Exception as exc:  # noqa: BLE001
-            raise EvaluationError(f"cannot load base model {base}: {type(exc).__name__}: {exc}") from exc
+        self.tokenizer, model, self.device = load_causal_lm(base, self.settings, what="base model")
         names = list(adapters)
         if not names:
             raise InvalidInputError("no adapters to load")
@@ -130,8 +150,8 @@ class AdapterRunner:
                 peft_model.load_adapter(str(adapters[name]), adapter_name=name)
         except Exception as exc:  # noqa: BLE001
             raise EvaluationError(f"cannot attach adapters: {type(exc).__name__}: {exc}") from exc
-        if "device_map" not in model_kwargs:
-            peft_model.to(device)
+        if getattr(model, "hf_device_map", None) is None:
+            peft_model.to(self.device)
         peft_model.eval()
         self.model = peft_model
         self.adapter_names = names

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -456,3 +457,398 @@ def test_cli_round_trip_with_our_audit_log(tmp_path, capsys, monkeypatch):
     assert got[0]["n_uses"] == 1 and got[0]["expected_efficacy"] == pytest.approx(0.1)
     code, out, err = run(rec[:-2] + ["--line", "0", "--top-k", "1"], capsys)
     assert code == 0 and "StableEdit localized patch   [avg Δ=+0.100 over n=1]" in out and err == ""
+
+
+# ===================================================== the recipe loop (issue 7)
+# recipes log / recipes verify: applications proven by two real gate
+# decisions, efficacy as a Wilson interval, "What now?" in the PR comment.
+
+from adaptergate.recipes import (  # noqa: E402
+    VerifiedApplication,
+    efficacy_for,
+    recommendations_for,
+    wilson_interval,
+)
+from adaptergate.rendering import get_environment, render  # noqa: E402
+
+TENANT = "acme"  # the example holdout's tenant
+
+
+def _gate(audit, candidate, capsys, *, tenant=TENANT, baseline="adapter_good_v18", extra=()):
+    """A scorer-based gate through the CLI; returns (exit code, decision JSON)."""
+    holdout = EXAMPLE_HOLDOUT
+    if tenant != TENANT:  # the same queries, another tenant's
+        holdout = Path(f"{tenant}_holdout.jsonl")
+        holdout.write_text(EXAMPLE_HOLDOUT.read_text().replace('"tenant": "acme"', f'"tenant": "{tenant}"'))
+    code, out, err = run(["gate", "--tenant", tenant, "--candidate", candidate, "--baseline", baseline,
+                          "--holdout", holdout, "--scorer", MOCK, "--audit-log", audit,
+                          "--format", "json", *extra], capsys)
+    assert code in (0, 1), err
+    return code, json.loads(out)
+
+
+@pytest.fixture()
+def loop(tmp_path, monkeypatch, capsys):
+    """A seeded library and an audit log holding one rejection (adapter_bad_v19)."""
+    monkeypatch.chdir(tmp_path)
+    assert run(["recipes", "seed", "--recipes", "lib/recipes.jsonl"], capsys)[0] == 0
+    code, rejected = _gate("audit.jsonl", "adapter_bad_v19", capsys, extra=["--slice-epsilon", "0.10"])
+    assert code == 1 and rejected["driver_slice_tag"] == "intent=billing_dispute"
+    (tmp_path / "rejected.json").write_text(json.dumps(rejected, indent=2))
+    return tmp_path
+
+
+LOG = ["recipes", "log", "--recipes", "lib/recipes.jsonl"]
+REC = ["recommend-cmd", "--recipes", "lib/recipes.jsonl", "--top-k", "7"]
+
+
+def test_wilson_interval_known_values():
+    from scipy.stats import binomtest
+
+    assert wilson_interval(4, 5) == pytest.approx((0.3755, 0.9638), abs=5e-5)
+    assert wilson_interval(0, 3) == pytest.approx((0.0, 0.5615), abs=5e-5)
+    assert wilson_interval(3, 3) == pytest.approx((0.4385, 1.0), abs=5e-5)
+    assert wilson_interval(1, 10) == pytest.approx((0.0179, 0.4042), abs=5e-5)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    for n in range(1, 13):
+        for k in range(n + 1):
+            ci = binomtest(k, n).proportion_ci(method="wilson")
+            assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    for bad in ((4, 3), (-1, 3), (0, -1)):
+        with pytest.raises(ValueError):
+            wilson_interval(*bad)
+
+
+def test_cli_round_trip_gate_recommend_log_recommend(loop, capsys):
+    # 1. no record yet: 0.5.4's output, byte for byte the same keys
+    recs = _json_run(REC + ["--decision", "audit.jsonl", "-f", "json"], capsys)
+    assert recs and all(list(d) == list(json.loads(GOLDEN["rec_line0_json"]["stdout"])[0]) for d in recs)
+    code, out, err = run(REC + ["--decision", "audit.jsonl"], capsys)
+    assert code == 0 and "[no prior applications]" in out and "rank basis" not in out
+    assert "no prior applications have been logged" in err
+
+    # 2. the recipe is applied; the re-gate accepts
+    code, accepted = _gate("audit.jsonl", "adapter_good_v20", capsys, extra=["--slice-epsilon", "0.10"])
+    assert code == 0
+    code, out, err = run(LOG + ["--recipe", "online_lora_lr_decay_v1", "--decision", "@last-rejected",
+                                "--outcome", "@last", "--audit-log", "audit.jsonl", "--note", "lr 2e-4 -> 5e-5"],
+                         capsys)
+    assert code == 0, err
+    assert "of online_lora_lr_decay_v1" in out and "driver slice intent=billing_dispute: Δ -0.858 → +0.008" in out
+    assert "1/1 succeeded on driver slice intent=billing_dispute" in out
+
+    # what was stored: the signature, both decisions, hashed tenant only
+    verified = (loop / "lib" / "applications.verified.jsonl").read_text()
+    legacy = (loop / "lib" / "applications.jsonl").read_text()
+    assert TENANT not in verified + legacy  # a hex hash cannot spell "acme" by chance
+    (app,) = [json.loads(x) for x in verified.splitlines()]
+    assert app["tenant_hash"] == hash_tenant(TENANT)
+    assert app["driver_slice_tag"] == "intent=billing_dispute" and app["driver_slice_key"] == "intent"
+    assert app["rejecting_slice_keys"] == ["difficulty", "intent", "lang"]
+    assert (app["decision_candidate_id"], app["outcome_candidate_id"]) == ("adapter_bad_v19", "adapter_good_v20")
+    assert app["accepted"] is True and (app["decision_verdict"], app["outcome_verdict"]) == ("FAIL", "PASS")
+    rejected = json.loads((loop / "rejected.json").read_text())
+    assert (app["decision_score"], app["decision_timestamp"]) == (rejected["score_candidate"], rejected["timestamp"])
+    assert app["outcome_score"] == accepted["score_candidate"] and app["outcome_timestamp"] == accepted["timestamp"]
+    assert app["decision_driver_delta"] == pytest.approx(-0.8582, abs=1e-4)
+    assert app["outcome_driver_delta"] == pytest.approx(0.0077, abs=1e-4)
+    assert app["note"] == "lr 2e-4 -> 5e-5"
+    # ... and its 0.5.4-shaped summary, which 0.5.4's RecipeApplication(**row) reads (0.5.4's fields only)
+    (line,) = [json.loads(x) for x in legacy.splitlines()]
+    assert list(line) == list(RecipeApplication.model_fields)
+    assert line["application_id"] == app["application_id"]
+    assert line["observed_delta"] == pytest.approx(app["outcome_score"] - app["decision_score"])
+
+    # 3. recommend again: the record shows, with the basis of each rank
+    code, out, err = run(REC + ["--decision", "audit.jsonl", "--line", "0"], capsys)
+    assert code == 0 and err == ""
+    assert ("1. Online-LoRA learning rate decay   [avg Δ=+0.600 over n=1]\n   rank basis: 1/1 succeeded on driver"
+            " slice intent=billing_dispute so far, too few to rank (needs 3)") in out
+    assert "   rank basis: no record yet: cited prior" in out
+    assert "   rank basis: no record yet: library prior" in out  # lora_rank_reduce_v1 cites no paper
+    got = _json_run(REC + ["--decision", "audit.jsonl", "--line", "0", "-f", "json"], capsys)
+    assert got[0]["recipe_id"] == "online_lora_lr_decay_v1" and got[0]["rank_basis"] == "logged"
+    assert got[0]["verified"]["n"] == 1 and got[0]["verified"]["successes"] == 1
+    assert got[0]["verified"]["level"] == "driver" and got[0]["verified"]["ci_low"] == pytest.approx(0.2065, abs=1e-4)
+    assert got[1]["verified"]["n"] == 0 and got[1]["rank_basis"] == "prior"
+
+    # the same application again: refused, nothing appended
+    code, _, err = run(LOG + ["--recipe", "online_lora_lr_decay_v1", "--decision", "audit.jsonl:0",
+                              "--outcome", "audit.jsonl:-1"], capsys)
+    assert code == 2 and "already logged" in err
+    assert_one_line_error(err)
+    assert len((loop / "lib" / "applications.verified.jsonl").read_text().splitlines()) == 1
+
+
+def test_log_accepts_decision_files_and_file_line_refs(loop, capsys):
+    code, accepted = _gate("audit.jsonl", "adapter_good_v20", capsys)
+    (loop / "outcome.json").write_text(json.dumps(accepted, indent=2))  # gate --format json output
+    for i, (dec, out_ref) in enumerate([("rejected.json", "outcome.json"), ("audit.jsonl:0", "outcome.json"),
+                                        ("audit.jsonl:-2", "@last-accepted")]):
+        recipe = SEED_IDS[i]
+        got = _json_run(LOG + ["--recipe", recipe, "--decision", dec, "--outcome", out_ref,
+                               "--audit-log", "audit.jsonl", "-f", "json"], capsys)
+        assert got["application"]["recipe_id"] == recipe and got["application"]["accepted"] is True
+        assert got["record"]["n"] == 1
+    assert got["decision_source"] == "audit.jsonl:1" and got["outcome_source"] == "audit.jsonl:2"
+    assert RecipeStore("lib/recipes.jsonl").n_applications() == 3
+    # --tenant selects the tenant's decisions: another tenant's newer runs do not get in the way
+    _gate("audit.jsonl", "adapter_bad_v21", capsys, tenant="globex")
+    got = _json_run(LOG + ["--recipe", SEED_IDS[3], "--decision", "@last-rejected", "--outcome", "@last",
+                           "--tenant", TENANT, "--audit-log", "audit.jsonl", "-f", "json"], capsys)
+    assert got["outcome_source"] == "audit.jsonl:2"
+
+
+def test_log_refuses_pairs_that_are_not_an_application(loop, capsys):
+    _gate("audit.jsonl", "adapter_good_v20", capsys)  # record 1: accepted, same tenant
+    _gate("audit.jsonl", "adapter_good_v22", capsys, tenant="globex")  # record 2: accepted, other tenant
+    cases = [
+        (["--decision", "audit.jsonl:0", "--outcome", "audit.jsonl:2"], "different tenants"),
+        (["--decision", "audit.jsonl:0", "--outcome", "audit.jsonl:2", "--tenant", TENANT],
+         "is for tenant 'globex', not --tenant"),
+        (["--decision", "audit.jsonl:1", "--outcome", "audit.jsonl:0"], "was accepted"),
+        (["--decision", "audit.jsonl:0", "--outcome", "audit.jsonl:0"], "is not newer than the decision"),
+        (["--decision", "@last-rejected", "--outcome", "audit.jsonl:0", "--audit-log", "audit.jsonl"],
+         "no rejected decision of tenant"),
+        (["--decision", "@last-rejected", "--outcome", "@last"], "needs --audit-log"),
+        (["--decision", "@first", "--outcome", "@last", "--audit-log", "audit.jsonl"], "unknown selector"),
+        (["--decision", "audit.jsonl:7", "--outcome", "@last", "--audit-log", "audit.jsonl"],
+         "holds 3 decision record(s)"),
+        (["--decision", "nope.json", "--outcome", "audit.jsonl:1"], "no such file"),
+        (["--decision", "audit.jsonl:0", "--outcome", "audit.jsonl:1", "--recipe", "nope_v0"], "no recipe with id"),
+    ]
+    for argv, fragment in cases:
+        recipe = [] if "--recipe" in argv else ["--recipe", "lora_rank_reduce_v1"]
+        code, out, err = run(LOG + recipe + argv, capsys)
+        assert code == 2 and out == "", argv
+        assert fragment in err, (argv, err)
+        assert_one_line_error(err)
+    # outcome older than the decision: an acceptance logged before the rejection
+    _gate("audit.jsonl", "adapter_bad_v23", capsys)  # record 3: rejected, after the acceptance (record 1)
+    code, _, err = run(LOG + ["--recipe", "lora_rank_reduce_v1", "--decision", "audit.jsonl:3",
+                              "--outcome", "audit.jsonl:1"], capsys)
+    assert code == 2 and "the outcome (adapter_good_v20 at " in err and "is not newer" in err
+    assert_one_line_error(err)
+    code, _, err = run(["recipes", "log", "--recipes", "missing.jsonl", "--recipe", "x", "--decision", "a",
+                        "--outcome", "b"], capsys)
+    assert code == 2 and "recipes file not found" in err
+    assert not (loop / "lib" / "applications.verified.jsonl").exists()
+    assert not (loop / "lib" / "applications.jsonl").exists()
+
+
+def _verify(decision_ref, candidate, capsys, *extra, recipe="stable_edit_local_patch_v1"):
+    return run(["recipes", "verify", "--recipes", "lib/recipes.jsonl", "--recipe", recipe,
+                "--decision", decision_ref, "--candidate", candidate, "--holdout", EXAMPLE_HOLDOUT,
+                "--scorer", MOCK, "--audit-log", "audit.jsonl", *extra], capsys)
+
+
+def test_verify_regates_under_the_rejections_settings_and_logs(loop, capsys):
+    code, out, err = _verify("@last-rejected", "adapter_good_v20", capsys)
+    assert code == 0, err
+    assert out.startswith("PASS: adapter_good_v20 vs adapter_good_v18, score ")
+    assert "slice_epsilon=0.1" in out  # inherited from the rejection
+    assert "Record of stable_edit_local_patch_v1 for this slice: 1/1 succeeded" in out
+    # the outcome is in the audit log, gated like the rejection
+    log = AuditLog("audit.jsonl").decisions()
+    assert [d.candidate_id for d in log] == ["adapter_bad_v19", "adapter_good_v20"]
+    assert log[1].tenant_id == TENANT and log[1].config.slice_epsilon == 0.1
+    # a repair that failed: the new gate's verdict is the exit code, and it counts as a failure
+    code, out, err = _verify("audit.jsonl:0", "adapter_bad_v21", capsys, "--rule", "threshold", "-f", "json")
+    assert code == 1, err
+    doc = json.loads(out)
+    assert doc["accepted"] is False and doc["exit_code"] == 1 and doc["settings"]["decision"] == "threshold"
+    assert doc["settings"]["slice_epsilon"] == 0.1 and doc["decision_source"] == "audit.jsonl:1"
+    assert doc["application"]["accepted"] is False and doc["outcome"]["verdict"] == "REJECTED"
+    assert (doc["record"]["n"], doc["record"]["successes"]) == (2, 1)
+    assert TENANT not in (loop / "lib" / "applications.verified.jsonl").read_text()
+    assert RecipeStore("lib/recipes.jsonl").n_applications() == 2
+    # checked before anything is gated: exit 2, one line, nothing appended to the audit log
+    n = len(AuditLog("audit.jsonl").records())
+    for ref, extra, fragment in [
+        ("audit.jsonl:1", [], "was accepted"),
+        ("audit.jsonl:0", ["--tenant", "globex"], "is for tenant 'acme', not --tenant 'globex'"),
+        ("@last-rejected", ["--tenant", "globex"], "no rejected decision of tenant 'globex'"),
+    ]:
+        code, out, err = _verify(ref, "adapter_good_v20", capsys, *extra)
+        assert code == 2 and out == "" and fragment in err, err
+        assert_one_line_error(err)
+    code, _, err = _verify("audit.jsonl:0", "adapter_good_v20", capsys, recipe="nope_v0")
+    assert code == 2 and "no recipe with id 'nope_v0'" in err
+    code, _, err = _verify("audit.jsonl:0", "adapter_good_v20", capsys, "--rule", "vibes")
+    assert code == 2 and "--rule must be stat or threshold" in err
+    assert_one_line_error(err)
+    assert len(AuditLog("audit.jsonl").records()) == n
+
+
+# ------------------------------------------------------------ measured ranking
+
+
+def _rejection(tenant="acme"):
+    return GateDecision.model_validate({**decision_054(0), "tenant_id": tenant})  # driver intent=billing_dispute
+
+
+def _outcome(decision, i, accepted, driver_delta=0.0, score=0.8):
+    attrs = [s.model_copy(update={"delta": driver_delta if s.slice_tag == "intent=billing_dispute" else 0.0})
+             for s in decision.slice_attributions]
+    return decision.model_copy(update={
+        "accepted": accepted, "verdict": "ACCEPTED" if accepted else "REJECTED", "candidate_id": f"fixed_v{i}",
+        "timestamp": f"2027-01-01T00:00:{i:02d}+00:00", "score_candidate": score, "slice_attributions": attrs,
+    })
+
+
+def _log_n(store, recipe_id, results, *, start=0, score=0.8):
+    d = _rejection()
+    for i, ok in enumerate(results, start):
+        store.log_outcome(recipe_id=recipe_id, decision=d, outcome=_outcome(d, i, ok, 0.5 if ok else -0.2, score))
+
+
+def test_ranking_switches_from_prior_to_measured_at_three_applications(work):
+    store = RecipeStore("recipes.jsonl")
+    d = _rejection()
+    prior = [r.recipe.recipe_id for r in recommend(d, store, top_k=7)]
+    assert prior[-1] == "replay_buffer_prune_recent_v1"  # last by match quality
+    # lora_rank_reduce_v1: two successes with a big aggregate gain (0.5.4's logged Δ ranks it first)
+    _log_n(store, "lora_rank_reduce_v1", [True, True], start=0, score=0.95)
+    _log_n(store, "replay_buffer_prune_recent_v1", [True, True], start=10, score=0.7)
+    recs = recommend(d, RecipeStore("recipes.jsonl"), top_k=7)
+    assert [r.recipe.recipe_id for r in recs][:2] == ["lora_rank_reduce_v1", "replay_buffer_prune_recent_v1"]
+    assert [r.basis for r in recs[:3]] == ["logged", "logged", "prior"]
+    assert recs[1].basis_text.startswith("2/2 succeeded on driver slice intent=billing_dispute so far, too few")
+    # the third success makes replay_buffer_prune_recent_v1 measured: it ranks by its interval, first
+    _log_n(store, "replay_buffer_prune_recent_v1", [True], start=12, score=0.7)
+    recs = recommend(d, RecipeStore("recipes.jsonl"), top_k=7)
+    assert [r.recipe.recipe_id for r in recs][:2] == ["replay_buffer_prune_recent_v1", "lora_rank_reduce_v1"]
+    assert recs[0].basis == "measured"
+    assert recs[0].basis_text == ("measured: 3/3 succeeded, 95% CI 0.44–1.00 on driver slice intent=billing_dispute;"
+                                  " driver-slice Δ moved +1.175 on average")
+    assert [r.recipe.recipe_id for r in recs[2:]] == [x for x in prior if x not in
+                                                       ("replay_buffer_prune_recent_v1", "lora_rank_reduce_v1")]
+    # a measured recipe that keeps failing ranks after every recipe without a record
+    _log_n(store, "procl_slot_rebalance_v1", [False, False, False], start=20)
+    recs = recommend(d, RecipeStore("recipes.jsonl"), top_k=7)
+    assert recs[-1].recipe.recipe_id == "procl_slot_rebalance_v1"
+    assert recs[-1].basis_text.startswith("measured: 0/3 succeeded, 95% CI 0.00–0.56")
+    assert recs[-1].basis_text.endswith("(ranked after the recipes without a record)")
+    # among measured recipes: the higher lower bound first (4/4 beats 3/3)
+    _log_n(store, "online_lora_lr_decay_v1", [True] * 4, start=30)
+    recs = recommend(d, RecipeStore("recipes.jsonl"), top_k=2)
+    assert [r.recipe.recipe_id for r in recs] == ["online_lora_lr_decay_v1", "replay_buffer_prune_recent_v1"]
+
+
+def _verified(recipe_id, tag, accepted, i, improvement=0.1):
+    return VerifiedApplication(
+        application_id=f"v{i}", recipe_id=recipe_id, tenant_id=f"tenant-{i}", driver_slice_tag=tag,
+        driver_slice_key=tag.split("=")[0], decision_candidate_id="a", decision_timestamp="2027-01-01T00:00:00Z",
+        decision_verdict="FAIL", decision_score=0.5, decision_delta=-0.2, decision_driver_delta=-0.4,
+        outcome_candidate_id="b", outcome_timestamp="2027-01-02T00:00:00Z", outcome_verdict="PASS",
+        outcome_score=0.7, outcome_delta=0.0, outcome_driver_delta=-0.4 + improvement, accepted=accepted,
+    )
+
+
+def test_efficacy_matches_the_most_specific_signature_with_enough_applications():
+    apps = [_verified("r", "intent=billing", True, 0), _verified("r", "intent=refund", True, 1),
+            _verified("r", "intent=refund", False, 2), _verified("r", "lang=es", True, 3),
+            _verified("other", "intent=billing", True, 4)]
+    e = efficacy_for("r", apps, "intent=billing")
+    assert (e.level, e.scope, e.n, e.successes, e.measured) == ("key", "intent=* slices", 3, 2, True)
+    assert e.mean_driver_improvement == pytest.approx(0.1) and e.n_verified_total == 4
+    assert (e.ci_low, e.ci_high) == pytest.approx(wilson_interval(2, 3))
+    e = efficacy_for("r", apps, "lang=es")  # one exact match, one lang=*: all four
+    assert (e.level, e.scope, e.n) == ("any", "any slice", 4)
+    e = efficacy_for("r", apps, "intent=billing", min_measured=1)
+    assert (e.level, e.n, e.successes) == ("driver", 1, 1)
+    e = efficacy_for("r", apps[:2], "topic=x")  # too few anywhere: the most specific non-empty level
+    assert (e.level, e.n, e.measured) == ("any", 2, False)
+    assert efficacy_for("none", apps, "intent=billing").level is None
+    assert "tenant-0" not in apps[0].to_json() and apps[0].tenant_hash == hash_tenant("tenant-0")
+
+
+def test_verified_file_round_trips_and_reports_bad_lines(tmp_path):
+    store = RecipeStore(tmp_path / "recipes.jsonl")
+    assert store.verified_path == tmp_path / "applications.verified.jsonl"
+    assert RecipeStore(tmp_path / "r.jsonl", tmp_path / "x" / "apps.jsonl").verified_path == \
+        tmp_path / "x" / "apps.verified.jsonl"
+    app = _verified("r", "intent=a", True, 0)
+    store.verified_path.write_text(app.to_json() + "\n")
+    (again,) = RecipeStore(tmp_path / "recipes.jsonl").verified_applications()
+    assert again == app and again.to_json() == app.to_json()
+    store.verified_path.write_text('{"recipe_id": "r"}\n')
+    with pytest.raises(InvalidInputError, match=r"applications.verified.jsonl:1: not a valid verified recipe"):
+        RecipeStore(tmp_path / "recipes.jsonl").verified_applications()
+
+
+# ------------------------------------------------------- "What now?" in the PR comment
+
+
+HOSTILE = Recipe(
+    recipe_id="evil_v1",
+    name="<img src=x onerror=alert(1)> @octocat [click](javascript:alert(1)) | **bold**\n# heading",
+    intervention_type="x", description="d",
+    source_paper_arxiv="2408.06133) [evil](javascript:alert(1)",
+    applies_when={"slice_tag_contains": ["intent="]},
+)
+
+
+def test_pr_comment_what_now_section(work):
+    store = RecipeStore("recipes.jsonl")
+    d = _rejection()
+    _log_n(store, "lora_rank_reduce_v1", [True, True, False, True, True])
+    recs = recommendations_for(d, RecipeStore("recipes.jsonl"))
+    assert len(recs) == 3 and recs[0]["recipe_id"] == "lora_rank_reduce_v1"
+    assert recs[0]["record"].startswith("measured: 4/5 succeeded, 95% CI 0.38–0.96 on driver slice")
+    text = render(d, "pr-comment", recommendations=recs)
+    section = text[text.index("### 🧰 What now?"):]
+    assert section.startswith(
+        "### 🧰 What now?\n\nRepair recipes from the recipe library that match this rejection, best first:"
+        "\n\n1. **Reduce LoRA rank (heuristic)**\n   - Why: it applies to any slice")
+    assert ("   - Record: measured: 4/5 succeeded, 95% CI 0.38–0.96 on driver slice intent=billing\\_dispute"
+            in section)
+    assert "[arXiv 2408.06133](https://arxiv.org/abs/2408.06133)" in section
+    assert "   - Record: no record yet: cited prior" in section
+    assert "   - Why: the driver slice intent=billing\\_dispute contains “intent=”" in section
+    assert section.index("What now") < section.index("_Generated by adaptergate")
+    assert text.startswith(render(d, "pr-comment")[:200])
+    # no recommendation for an acceptance, none asked for
+    assert recommendations_for(decision_054(1), store) == [] and recommendations_for(d, store, k=0) == []
+
+
+def test_pr_comment_section_escapes_hostile_recipe_text(tmp_path):
+    store = _store_with(tmp_path, [HOSTILE])
+    recs = recommendations_for(_rejection(), store)
+    assert recs[0]["arxiv_url"] is None  # not a well-formed arXiv id: no link at all
+    text = render(_rejection(), "pr-comment", recommendations=recs)
+    section = text[text.index("### 🧰 What now?"):]
+    assert "<img" not in section and "&lt;img src=x onerror=alert(1)&gt;" in section
+    assert "@octocat" not in section and "@\u200boctocat" in section
+    assert "\\[click\\](javascript:alert(1))" in section
+    assert not re.search(r"(?<!\\)\]\(", section.replace("](https://arxiv.org/abs/", ""))  # no live link
+    assert "&#124;" in section and "\\*\\*bold\\*\\*" in section and "\n# heading" not in section
+    assert "arxiv.org" not in section
+    # a caller's own dicts: the link is rebuilt from a well-formed id, never taken from the item
+    items = [{"name": "n", "arxiv_id": "2408.06133v2", "arxiv_url": "javascript:alert(1)", "why": "w",
+              "record": "r"},
+             {"name": "m", "arxiv_id": "x) [a](javascript:b", "arxiv_url": "https://evil.example", "why": "",
+              "record": None}]
+    section = render(_rejection(), "markdown", recommendations=items)
+    assert "[arXiv 2408.06133v2](https://arxiv.org/abs/2408.06133v2)" in section
+    assert "javascript" not in section and "evil.example" not in section
+    assert "2. **m**\n   - Why: \n   - Record: no record yet" in section
+
+
+@pytest.mark.parametrize("make", [lambda: _rejection(), lambda: GateDecision.model_validate(decision_054(1)),
+                                  lambda: GateDecision.model_validate(decision_054(2))])
+def test_absent_section_leaves_existing_renders_unchanged(make):
+    d = make()
+    env = get_environment()
+    source = env.loader.get_source(env, "report.md.j2")[0]
+    start = source.index("{% if recommendations %}")
+    end = source.index("{% endif %}\n", source.index("recipes verify", start)) + len("{% endif %}\n")
+    without = env.from_string(source[:start] + source[end:])  # the template before this section existed
+    from adaptergate.rendering import _context
+
+    for fmt in ("markdown", "pr-comment"):
+        expected = without.render(_context(d, fmt=fmt, show_failures=5, staleness_threshold_days=30, target=None))
+        assert render(d, fmt) == expected
+        assert render(d, fmt, recommendations=None) == expected == render(d, fmt, recommendations=[])
+        assert "What now" not in expected
+    assert render(d, "json", recommendations=[{"name": "x"}]) == render(d, "json")

@@ -44,7 +44,7 @@ INPUT_NAMES: tuple[str, ...] = (
     "config", "sample", "sample-seed",
     "audit-log", "replay-path", "report-dir", "show-failures",
     "github-token", "comment", "check-run", "check-name",
-    "manifest", "base-ref",
+    "manifest", "base-ref", "recipes",
 )
 """Every input action.yml declares (tests hold the two lists equal)."""
 
@@ -249,6 +249,8 @@ class PublishSettings:
     """A name, or a template with ``{tenant}``."""
     report_dir: Path
     show_failures: int
+    recipes: Path | None = None
+    """Recipe library: a rejected tenant's report ends with the recipes that fit."""
 
     def check_name_for(self, tenant: str) -> str:
         return self.check_name.replace("{tenant}", tenant)
@@ -320,7 +322,18 @@ def publish_settings(ctx: RunnerContext, inputs: Inputs) -> PublishSettings:
         check_name=inputs.str("check-name") or "adaptergate / {tenant}",
         report_dir=ctx.resolve(inputs.str("report-dir", "adaptergate-report") or "adaptergate-report"),
         show_failures=5 if show is None else max(0, show),
+        recipes=_recipes_path(ctx, inputs),
     )
+
+
+def _recipes_path(ctx: RunnerContext, inputs: Inputs) -> Path | None:
+    value = inputs.str("recipes")
+    if value is None:
+        return None
+    path = ctx.resolve(value)
+    if not path.is_file():
+        raise UsageError(f"input 'recipes': {value} is not a file (create one with 'adaptergate recipes seed')")
+    return path
 
 
 # --------------------------------------------------------------------------
@@ -505,7 +518,9 @@ def _pointer(ctx: RunnerContext, where: str) -> str:
     return f"_… {where} is cut here to fit GitHub's size limit: the full report is in the job's step summary{link}._"
 
 
-def write_reports(decision: Any, directory: Path, show_failures: int) -> dict[str, Path]:
+def write_reports(
+    decision: Any, directory: Path, show_failures: int, recommendations: list[dict[str, Any]] | None = None,
+) -> dict[str, Path]:
     """report.json (the whole decision, per-query rows included), report.md and junit.xml.
 
     Written atomically, without lock files: the directory belongs to this run.
@@ -521,7 +536,8 @@ def write_reports(decision: Any, directory: Path, show_failures: int) -> dict[st
     }
     contents = {
         "json": decision.to_json_bytes(indent=2) + b"\n",
-        "markdown": render(decision, "markdown", show_failures=show_failures).encode("utf-8"),
+        "markdown": render(decision, "markdown", show_failures=show_failures,
+                           recommendations=recommendations).encode("utf-8"),
         "junit": render(decision, "junit", show_failures=show_failures).encode("utf-8"),
     }
     for key, path in files.items():
@@ -583,7 +599,7 @@ def _warn_publish(log: Log, what: str, exc: Any) -> None:
 
 def publish_decision(
     ctx: RunnerContext, settings: PublishSettings, decision: Any, holdout_rel: str, log: Log,
-    check_run: Any = None, publisher: Any = None,
+    check_run: Any = None, publisher: Any = None, recommendations: list[dict[str, Any]] | None = None,
 ) -> Published:
     from adaptergate.github import (
         CHECK_TEXT_LIMIT, COMMENT_BODY_LIMIT, PublishError, truncate_markdown,
@@ -597,7 +613,7 @@ def publish_decision(
     if pr is not None and settings.comment != "off":
         body = render(
             decision, "pr-comment", show_failures=settings.show_failures, target="pr-comment",
-            links={"run": ctx.run_url} if ctx.run_url else None,
+            links={"run": ctx.run_url} if ctx.run_url else None, recommendations=recommendations,
         )
         body = truncate_markdown(body, COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
         create = settings.comment == "on" or not decision.accepted
@@ -613,7 +629,7 @@ def publish_decision(
     if settings.check_run and ctx.head_sha:
         summary = render(
             decision, "markdown", show_failures=settings.show_failures, target="check-run",
-            links={"run": ctx.run_url} if ctx.run_url else None,
+            links={"run": ctx.run_url} if ctx.run_url else None, recommendations=recommendations,
         )
         summary = truncate_markdown(summary, CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
         try:
@@ -780,6 +796,9 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
     decision = _gate(job, log)
 
     code = int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED)
+    from adaptergate.recipes import recommendations_from_file
+
+    recs = recommendations_from_file(decision, settings.recipes)
     outputs = run.outputs
     holdout_rel = ctx.relative(job.holdout_path)
     links = {"run": ctx.run_url} if ctx.run_url else None
@@ -793,7 +812,7 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
     })
 
     def files() -> None:
-        written = write_reports(decision, settings.report_dir, settings.show_failures)
+        written = write_reports(decision, settings.report_dir, settings.show_failures, recs)
         outputs["report-path"] = ctx.relative(written["json"])
 
     def summary() -> None:
@@ -801,6 +820,7 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
 
         write_summary(ctx.summary_file, render(
             decision, "markdown", show_failures=settings.show_failures, target="step-summary", links=links,
+            recommendations=recs,
         ), log)
 
     def annotations() -> None:
@@ -808,7 +828,9 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
             log_annotations(decision, holdout_rel, log)
 
     def publish() -> None:
-        published = publish_decision(ctx, settings, decision, holdout_rel, log, run.check_run, run.publisher)
+        published = publish_decision(
+            ctx, settings, decision, holdout_rel, log, run.check_run, run.publisher, recommendations=recs,
+        )
         outputs["comment-url"] = published.comment_url
         outputs["check-run-url"] = published.check_run_url
 
@@ -911,12 +933,14 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
         atomic_write(report, [(outputs["tenants"] + "\n").encode("utf-8")], locked=True)
         atomic_write(settings.report_dir / "report.md", [render_manifest(
             outcome, "markdown", show_failures=settings.show_failures, manifest_name=name,
+            recipes=settings.recipes,
         ).encode("utf-8")], locked=True)
         outputs["report-path"] = ctx.relative(report)
 
     def summary() -> None:
         write_summary(ctx.summary_file, render_manifest(
             outcome, "markdown", show_failures=settings.show_failures, manifest_name=name, links=links,
+            recipes=settings.recipes,
         ), log)
 
     def annotations() -> None:
@@ -945,7 +969,7 @@ def _publish_manifest(run: _Run, outcome: Any, name: str, links: dict[str, str] 
     gated = outcome.gated
     if pr is not None and settings.comment != "off" and gated:
         body = render_manifest(outcome, "pr-comment", show_failures=settings.show_failures,
-                               manifest_name=name, links=links)
+                               manifest_name=name, links=links, recipes=settings.recipes)
         body = truncate_markdown(body, COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
         create = settings.comment == "on" or outcome.exit_code != 0
         try:
@@ -970,7 +994,10 @@ def _publish_manifest(run: _Run, outcome: Any, name: str, links: dict[str, str] 
             title = check_title(d)
             if t.status == "review":
                 title = f"NEEDS REVIEW: {t.note}"[:255]
-            summary = render(d, "markdown", show_failures=settings.show_failures, target="check-run", links=links)
+            from adaptergate.recipes import recommendations_from_file
+
+            summary = render(d, "markdown", show_failures=settings.show_failures, target="check-run", links=links,
+                             recommendations=recommendations_from_file(d, settings.recipes))
             annotations = check_annotations(d, ctx.relative(Path(d.holdout_path or "")))
         else:
             title = {"review": "NEEDS REVIEW", "error": "could not decide"}.get(t.status, t.status)

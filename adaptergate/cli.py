@@ -235,6 +235,10 @@ def gate(
     ),
     max_line_bytes: int = MAX_LINE_OPT,
     quiet: bool = typer.Option(False, "--quiet", help="Alias for --format json (0.5.4)."),
+    recipes_path: Optional[Path] = typer.Option(
+        None, "--recipes",
+        help="Recipe library: a rejection's report ends with the recipes that fit it ('What now?').",
+    ),
 ) -> None:
     """Evaluate a candidate adapter against the baseline. Exit 0 accepted, 1 rejected."""
     from adaptergate.job import GateJob, run_job
@@ -318,7 +322,8 @@ def gate(
     )
     with _progress(enabled=model is not None) as tick:
         decision = run_job(job, progress=tick)
-    _emit(decision, fmt, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days)
+    _emit(decision, fmt, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
+          recipes=recipes_path)
     raise typer.Exit(int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED))
 
 
@@ -408,7 +413,10 @@ class _progress:
             self.bar.stop()
 
 
-def _emit(decision: Any, fmt: Format, *, show_failures: int, staleness_threshold_days: int) -> None:
+def _emit(
+    decision: Any, fmt: Format, *, show_failures: int, staleness_threshold_days: int,
+    recipes: Optional[Path] = None,
+) -> None:
     if fmt is Format.human:
         from adaptergate.rendering import print_human
 
@@ -416,6 +424,13 @@ def _emit(decision: Any, fmt: Format, *, show_failures: int, staleness_threshold
             decision, console=_console(), err_console=_err_console(),
             show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
         )
+        if recipes is not None and not decision.accepted:
+            from adaptergate.recipes import RecipeStore, print_recommendations, recommend
+
+            store = RecipeStore(recipes)
+            _console().print("")
+            print_recommendations(decision, recommend(decision, store, top_k=3), console=_console(),
+                                  err_console=_err_console(), store=store)
         return
     if fmt is Format.json:
         sys.stdout.flush()
@@ -423,10 +438,12 @@ def _emit(decision: Any, fmt: Format, *, show_failures: int, staleness_threshold
         out.write(decision.to_json_bytes(indent=2))
         out.write(b"\n")
     else:
+        from adaptergate.recipes import recommendations_from_file
         from adaptergate.rendering import render
 
         text = render(
-            decision, fmt.value, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days
+            decision, fmt.value, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
+            recommendations=recommendations_from_file(decision, recipes) if fmt is not Format.junit else None,
         )
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if fmt is Format.json:

@@ -1442,6 +1442,21 @@ def _why(r: RecipeRecommendation, tag: str, delta: float) -> str:
     return text
 
 
+def recommendations_from_file(
+    decision: GateDecision, recipes_path: str | os.PathLike[str] | None, k: int = 3
+) -> list[dict[str, Any]] | None:
+    """:func:`recommendations_for` with the library at ``recipes_path``; None without one.
+
+    A missing library file is one exit-2 line, like every recipes command.
+    """
+    if recipes_path is None or decision.accepted:
+        return None
+    path = Path(recipes_path)
+    if not path.is_file():
+        raise InvalidInputError(f"recipe library {path} not found (create it with 'adaptergate recipes seed')")
+    return recommendations_for(decision, RecipeStore(path), k=k)
+
+
 def recommendations_for(
     decision: GateDecision | Mapping[str, Any], store: RecipeStore, k: int = 3
 ) -> list[dict[str, Any]]:

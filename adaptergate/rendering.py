@@ -796,11 +796,13 @@ def render_manifest(
     show_failures: int = 5,
     manifest_name: str = "manifest",
     links: dict[str, str] | None = None,
+    recipes: Any = None,
 ) -> str:
     """One Markdown report for a manifest gate (``markdown`` or ``pr-comment``).
 
     ``outcome`` is a :class:`adaptergate.discovery.ManifestOutcome`. A row per
-    tenant, then the full report of every tenant not accepted outright.
+    tenant, then the full report of every tenant not accepted outright (with
+    the recipes that fit a rejection when ``recipes``, a library path, is given).
     """
     if fmt not in ("markdown", "pr-comment"):
         raise UsageError(f"a manifest gate renders as markdown or pr-comment, not {fmt!r}")
@@ -828,7 +830,10 @@ def render_manifest(
     sections = []
     for t in outcome.tenants:
         if t.decision is not None and t.status in ("rejected", "review"):
-            body = render(t.decision, "markdown", show_failures=show_failures, target="manifest-section")
+            from adaptergate.recipes import recommendations_from_file
+
+            body = render(t.decision, "markdown", show_failures=show_failures, target="manifest-section",
+                          recommendations=recommendations_from_file(t.decision, recipes))
             sections.append({"tenant": t.tenant, "icon": "🚫" if t.status == "rejected" else "👀", "body": body})
         elif t.status == "error":
             sections.append({"tenant": t.tenant, "icon": "❌", "body": "- **Error**: " + escape_markdown(t.error, 2000)})

@@ -496,3 +496,32 @@ def test_markdown_injection_in_query_text_is_neutralised(workspace, stub):
     # a query text cannot issue workflow commands: printed inside stop-commands only
     for ln in run.stdout.splitlines():
         assert not ln.startswith("::add-mask::x")
+
+
+def test_rejected_report_ends_with_the_recipes_that_fit(workspace, stub):
+    from adaptergate.cli import main
+
+    assert main(["recipes", "seed", "--recipes", str(workspace / "recipes.jsonl")]) == 0
+    run = run_action(workspace, stub, {"recipes": "recipes.jsonl"})
+    assert run.code == 1, run.stdout
+    [comment] = _bot_comments(stub)
+    for text in (comment["body"], run.summary, next(iter(stub.check_runs.values()))["output"]["summary"]):
+        assert "What now?" in text and "https://arxiv.org/abs/" in text
+    missing = run_action(workspace, stub, {"recipes": "nope.jsonl"})
+    assert missing.code == 2 and "input 'recipes'" in missing.stdout
+
+
+def test_cli_gate_recipes_option(tmp_path, capsys):
+    from adaptergate.cli import main
+    from adaptergate.examples import EXAMPLE_HOLDOUT
+
+    lib = tmp_path / "recipes.jsonl"
+    assert main(["recipes", "seed", "--recipes", str(lib)]) == 0
+    capsys.readouterr()
+    argv = ["gate", "--tenant", "acme", "--holdout", str(EXAMPLE_HOLDOUT), "--candidate", "adapter_bad_v19",
+            "--baseline", "adapter_good_v18", "--scorer", "adaptergate.examples.mock_scorer:score",
+            "--recipes", str(lib)]
+    assert main([*argv, "--format", "markdown"]) == 1
+    assert "What now?" in capsys.readouterr().out
+    assert main(argv) == 1  # human: 0.5.4's recommend-cmd listing after the report
+    assert "arXiv" in capsys.readouterr().out

@@ -44,7 +44,7 @@ CONTRACT_INPUTS = {
     "config", "sample", "sample-seed",
     "audit-log", "replay-path", "report-dir", "show-failures",
     "github-token", "comment", "check-run", "check-name",
-    "manifest", "base-ref",
+    "manifest", "base-ref", "recipes",
 }  # fmt: skip
 # tenant and holdout are required unless a manifest names them: checked at run time.
 REQUIRED_INPUTS: set[str] = set()

@@ -462,13 +462,7 @@ class MinHashIndex:
         if not found_i:
             return []
         code = _unique(np.concatenate(found_i) * m + np.concatenate(found_j))
-        a, b = self._keep_likely(ids[code // m], ids[code % m])
-        out = []
-        for x, y in zip(a.tolist(), b.tolist()):
-            jac = self.jaccard(x, y)
-            if jac >= NEAR_THRESHOLD:
-                out.append((x, y, jac))
-        return out
+        return self._verified(*self._keep_likely(ids[code // m], ids[code % m]))
 
     def pairs_between(self, left: np.ndarray, right: np.ndarray) -> list[tuple[int, int, float]]:
         """Verified near-duplicate pairs ``(l, r, jaccard)``, ``l`` in ``left``, ``r`` in ``right``."""
@@ -501,7 +495,10 @@ class MinHashIndex:
             return []
         nr = len(right)
         code = _unique(np.concatenate(found_l) * nr + np.concatenate(found_r))
-        a, b = self._keep_likely(left[code // nr], right[code % nr])
+        return self._verified(*self._keep_likely(left[code // nr], right[code % nr]))
+
+    def _verified(self, a: np.ndarray, b: np.ndarray) -> list[tuple[int, int, float]]:
+        """The candidate pairs whose exact Jaccard similarity reaches the threshold."""
         out = []
         for x, y in zip(a.tolist(), b.tolist()):
             jac = self.jaccard(x, y)

@@ -69,7 +69,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -660,34 +660,29 @@ def _load_recipes(path: Path) -> dict[str, Recipe] | None:
     return out
 
 
-def _load_applications(path: Path) -> list[RecipeApplication]:
-    text = _read_text(path, "applications file")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _load_models(path: Path, model: type[_M], file_what: str, row_what: str) -> list[_M]:
+    """Every line of a JSONL file as ``model``; a bad line is one exit-2 line naming it."""
+    text = _read_text(path, file_what)
     if text is None:
         return []
-    out: list[RecipeApplication] = []
+    out: list[_M] = []
     for lineno, obj in _jsonl_objects(path, text):
         try:
-            out.append(RecipeApplication.model_validate(obj))
+            out.append(model.model_validate(obj))
         except ValidationError as exc:
-            raise InvalidInputError(
-                f"{path}:{lineno}: not a valid recipe application ({_short(exc)})"
-            ) from None
+            raise InvalidInputError(f"{path}:{lineno}: not a valid {row_what} ({_short(exc)})") from None
     return out
+
+
+def _load_applications(path: Path) -> list[RecipeApplication]:
+    return _load_models(path, RecipeApplication, "applications file", "recipe application")
 
 
 def _load_verified(path: Path) -> list[VerifiedApplication]:
-    text = _read_text(path, "verified applications file")
-    if text is None:
-        return []
-    out: list[VerifiedApplication] = []
-    for lineno, obj in _jsonl_objects(path, text):
-        try:
-            out.append(VerifiedApplication.model_validate(obj))
-        except ValidationError as exc:
-            raise InvalidInputError(
-                f"{path}:{lineno}: not a valid verified recipe application ({_short(exc)})"
-            ) from None
-    return out
+    return _load_models(path, VerifiedApplication, "verified applications file", "verified recipe application")
 
 
 # ---------------------------------------------------------------------------

@@ -17,13 +17,14 @@ success, nor the reverse.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -428,58 +429,46 @@ def write_summary(path: Path | None, text: str, log: Log) -> None:
 # --------------------------------------------------------------------------
 
 
-def _ordered_failures(decision: Any) -> list[dict[str, Any]]:
-    """Regressed queries, most important first: the driver's worst, then by drop."""
+def _failures(decision: Any) -> Iterator[tuple[dict[str, Any], str]]:
+    """Regressed queries with their message, most important first: the driver's worst, then by drop.
+
+    Messages are made as they are taken (a caller wants 10 or 500 of maybe 100,000)."""
     driver = decision.driver_slice
     in_driver = {str(q) for q in driver.regressed_query_ids} if driver is not None else set()
     rows = [r for r in decision.per_query if r["delta"] < 0]
     rows.sort(key=lambda r: (str(r["query_id"]) not in in_driver, r["delta"]))
-    return rows
-
-
-def _failure_message(row: dict[str, Any], driver_tag: str | None, in_driver: bool) -> str:
-    msg = (
-        f"query {row['query_id']} regressed: score {row['score_baseline']:.3f} → "
-        f"{row['score_candidate']:.3f}"
-    )
-    if in_driver and driver_tag:
-        msg += f" (driver slice {driver_tag})"
-    b, c = row.get("baseline_output"), row.get("candidate_output")
-    if b is not None or c is not None:
-        msg += f"; baseline answered {str(b)[:200]!r}, candidate {str(c)[:200]!r}"
-    return msg
+    for row in rows:
+        msg = (
+            f"query {row['query_id']} regressed: score {row['score_baseline']:.3f} → "
+            f"{row['score_candidate']:.3f}"
+        )
+        if driver is not None and str(row["query_id"]) in in_driver:
+            msg += f" (driver slice {driver.slice_tag})"
+        b, c = row.get("baseline_output"), row.get("candidate_output")
+        if b is not None or c is not None:
+            msg += f"; baseline answered {str(b)[:200]!r}, candidate {str(c)[:200]!r}"
+        yield row, msg
 
 
 def log_annotations(decision: Any, holdout_rel: str, log: Log, limit: int = LOG_ANNOTATIONS) -> int:
     """``::error``/``::warning`` lines on the failing queries' lines of the holdout file."""
     level = "error" if not decision.accepted else "warning"
-    driver = decision.driver_slice
-    driver_tag = driver.slice_tag if driver is not None else None
-    in_driver = {str(q) for q in driver.regressed_query_ids} if driver is not None else set()
-    shown = 0
-    for row in _ordered_failures(decision)[:limit]:
-        log.cmd(
-            level, _failure_message(row, driver_tag, str(row["query_id"]) in in_driver),
-            file=holdout_rel, line=row.get("line"), title=f"adaptergate / {decision.tenant_id}",
-        )
-        shown += 1
-    return shown
+    shown = list(itertools.islice(_failures(decision), limit))
+    for row, message in shown:
+        log.cmd(level, message, file=holdout_rel, line=row.get("line"), title=f"adaptergate / {decision.tenant_id}")
+    return len(shown)
 
 
 def check_annotations(decision: Any, holdout_rel: str, limit: int = CHECK_ANNOTATIONS_MAX) -> list[dict[str, Any]]:
     level = "failure" if not decision.accepted else "warning"
-    driver = decision.driver_slice
-    driver_tag = driver.slice_tag if driver is not None else None
-    in_driver = {str(q) for q in driver.regressed_query_ids} if driver is not None else set()
     out = []
-    for row in _ordered_failures(decision):
+    for row, message in _failures(decision):
         line = row.get("line")
         if not isinstance(line, int) or line < 1:
             continue
         ann: dict[str, Any] = {
             "path": holdout_rel, "start_line": line, "end_line": line, "annotation_level": level,
-            "title": f"Regressed query {row['query_id']}"[:255],
-            "message": _failure_message(row, driver_tag, str(row["query_id"]) in in_driver)[:64_000],
+            "title": f"Regressed query {row['query_id']}"[:255], "message": message[:64_000],
         }
         b, c = row.get("baseline_output"), row.get("candidate_output")
         if b is not None or c is not None:
@@ -597,54 +586,74 @@ def _warn_publish(log: Log, what: str, exc: Any) -> None:
     log.cmd("warning", f"could not {what}: {exc.message}{hint}. The verdict stands (exit code).")
 
 
+def _post_comment(
+    ctx: RunnerContext, publisher: Any, log: Log, body: str, *, marker: str, create: bool,
+) -> str:
+    """Create or update the sticky comment (cut to GitHub's limit); its URL, or '' (warned)."""
+    from adaptergate.github import COMMENT_BODY_LIMIT, PublishError, truncate_markdown
+
+    pr = ctx.pull_request
+    assert pr is not None
+    body = truncate_markdown(body, COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
+    try:
+        result = publisher.upsert_comment(pr["number"], body, marker=marker, create=create)
+    except PublishError as exc:
+        _warn_publish(log, "post the pull-request comment", exc)
+        return ""
+    if result is None:
+        return ""
+    log.line(f"Pull-request comment {result.action}: {result.url}")
+    return result.url
+
+
+def _post_check(
+    ctx: RunnerContext, publisher: Any, log: Log, *, name: str, conclusion: str, title: str, summary: str,
+    annotations: list[dict[str, Any]], external_id: str, run: Any = None,
+) -> tuple[str, Any]:
+    """Complete a check run on the head commit (summary cut to GitHub's limit).
+
+    Returns its URL ('' when posting failed, warned) and the PublishError, if any.
+    """
+    from adaptergate.github import CHECK_TEXT_LIMIT, PublishError, truncate_markdown
+
+    summary = truncate_markdown(summary, CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
+    try:
+        result = publisher.finish_check_run(
+            name=name, head_sha=ctx.head_sha, conclusion=conclusion, title=title, summary=summary,
+            annotations=annotations, run=run, details_url=ctx.run_url, external_id=external_id,
+        )
+    except PublishError as exc:
+        _warn_publish(log, f"complete the check run {name!r}", exc)
+        return "", exc
+    log.line(f"Check run {name!r}: {conclusion} ({result.url})")
+    return result.url, None
+
+
 def publish_decision(
     ctx: RunnerContext, settings: PublishSettings, decision: Any, holdout_rel: str, log: Log,
     check_run: Any = None, publisher: Any = None, recommendations: list[dict[str, Any]] | None = None,
 ) -> Published:
-    from adaptergate.github import (
-        CHECK_TEXT_LIMIT, COMMENT_BODY_LIMIT, PublishError, truncate_markdown,
-    )
     from adaptergate.rendering import render, report_marker
 
     out = Published()
     if publisher is None:
         return out
-    pr = ctx.pull_request
-    if pr is not None and settings.comment != "off":
-        body = render(
-            decision, "pr-comment", show_failures=settings.show_failures, target="pr-comment",
-            links={"run": ctx.run_url} if ctx.run_url else None, recommendations=recommendations,
+    links = {"run": ctx.run_url} if ctx.run_url else None
+    if ctx.pull_request is not None and settings.comment != "off":
+        body = render(decision, "pr-comment", show_failures=settings.show_failures, target="pr-comment",
+                      links=links, recommendations=recommendations)
+        out.comment_url = _post_comment(
+            ctx, publisher, log, body, marker=report_marker(decision.tenant_id),
+            create=settings.comment == "on" or not decision.accepted,
         )
-        body = truncate_markdown(body, COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
-        create = settings.comment == "on" or not decision.accepted
-        try:
-            result = publisher.upsert_comment(
-                pr["number"], body, marker=report_marker(decision.tenant_id), create=create,
-            )
-            if result is not None:
-                out.comment_url = result.url
-                log.line(f"Pull-request comment {result.action}: {result.url}")
-        except PublishError as exc:
-            _warn_publish(log, "post the pull-request comment", exc)
     if settings.check_run and ctx.head_sha:
-        summary = render(
-            decision, "markdown", show_failures=settings.show_failures, target="check-run",
-            links={"run": ctx.run_url} if ctx.run_url else None, recommendations=recommendations,
+        out.check_run_url, _ = _post_check(
+            ctx, publisher, log, name=settings.check_name_for(decision.tenant_id),
+            conclusion=check_conclusion(decision), title=check_title(decision),
+            summary=render(decision, "markdown", show_failures=settings.show_failures, target="check-run",
+                           links=links, recommendations=recommendations),
+            annotations=check_annotations(decision, holdout_rel), external_id=decision.tenant_id, run=check_run,
         )
-        summary = truncate_markdown(summary, CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
-        try:
-            result = publisher.finish_check_run(
-                name=settings.check_name_for(decision.tenant_id), head_sha=ctx.head_sha,
-                conclusion=check_conclusion(decision),
-                title=check_title(decision), summary=summary,
-                annotations=check_annotations(decision, holdout_rel), run=check_run,
-                details_url=ctx.run_url, external_id=decision.tenant_id,
-            )
-            out.check_run_url = result.url
-            log.line(f"Check run {settings.check_name_for(decision.tenant_id)!r}: {check_conclusion(decision)}"
-                     f" ({result.url})")
-        except PublishError as exc:
-            _warn_publish(log, "complete the check run", exc)
     return out
 
 
@@ -683,23 +692,16 @@ def _publish_error(
     code: int, log: Log, tenant: str,
 ) -> str:
     """A check run that says the gate could not decide (exit 2 or 3)."""
-    from adaptergate.github import PublishError
-
     if publisher is None or settings is None or not settings.check_run or not ctx.head_sha:
         return ""
     what = "invalid input" if code == ExitCode.INVALID_INPUT else "evaluation failed"
-    try:
-        result = publisher.finish_check_run(
-            name=settings.check_name_for(tenant), head_sha=ctx.head_sha, conclusion="failure",
-            title=f"adaptergate could not decide: {what}",
-            summary=f"## ❌ adaptergate could not decide ({what}, exit {code})\n\n"
-                    + message.replace("\n", " ")[:4000],
-            run=check_run, details_url=ctx.run_url,
-        )
-        return result.url
-    except PublishError as exc:
-        _warn_publish(log, "report the failure on the check run", exc)
-        return ""
+    url, _ = _post_check(
+        ctx, publisher, log, name=settings.check_name_for(tenant), conclusion="failure",
+        title=f"adaptergate could not decide: {what}",
+        summary=f"## ❌ adaptergate could not decide ({what}, exit {code})\n\n" + _md_line(message),
+        annotations=[], external_id=tenant, run=check_run,
+    )
+    return url
 
 
 # --------------------------------------------------------------------------
@@ -958,44 +960,31 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
 
 def _publish_manifest(run: _Run, outcome: Any, name: str, links: dict[str, str] | None) -> None:
     """One combined comment; one check run per tenant whose adapter moved."""
-    from adaptergate.github import CHECK_TEXT_LIMIT, COMMENT_BODY_LIMIT, PublishError, truncate_markdown
+    from adaptergate.recipes import recommendations_from_file
     from adaptergate.rendering import render, render_manifest, report_marker
 
     ctx, log, settings, publisher = run.ctx, run.log, run.settings, run.publisher
     assert settings is not None
     if publisher is None:
         return
-    pr = ctx.pull_request
     gated = outcome.gated
-    if pr is not None and settings.comment != "off" and gated:
+    if ctx.pull_request is not None and settings.comment != "off" and gated:
         body = render_manifest(outcome, "pr-comment", show_failures=settings.show_failures,
                                manifest_name=name, links=links, recipes=settings.recipes)
-        body = truncate_markdown(body, COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
-        create = settings.comment == "on" or outcome.exit_code != 0
-        try:
-            result = publisher.upsert_comment(
-                pr["number"], body, marker=report_marker(f"manifest:{name}"), create=create,
-            )
-            if result is not None:
-                run.outputs["comment-url"] = result.url
-                log.line(f"Pull-request comment {result.action}: {result.url}")
-        except PublishError as exc:
-            _warn_publish(log, "post the pull-request comment", exc)
+        run.outputs["comment-url"] = _post_comment(
+            ctx, publisher, log, body, marker=report_marker(f"manifest:{name}"),
+            create=settings.comment == "on" or outcome.exit_code != 0,
+        )
     if not (settings.check_run and ctx.head_sha):
         return
     urls = []
     for t in gated:
-        check = settings.check_name_for(t.tenant)
         conclusion = t.conclusion
         if conclusion == "action_required" and not ctx.run_url:
             conclusion = "neutral"  # GitHub wants a details_url with action_required
         d = t.decision
         if d is not None:
-            title = check_title(d)
-            if t.status == "review":
-                title = f"NEEDS REVIEW: {t.note}"[:255]
-            from adaptergate.recipes import recommendations_from_file
-
+            title = f"NEEDS REVIEW: {t.note}"[:255] if t.status == "review" else check_title(d)
             summary = render(d, "markdown", show_failures=settings.show_failures, target="check-run", links=links,
                              recommendations=recommendations_from_file(d, settings.recipes))
             annotations = check_annotations(d, ctx.relative(Path(d.holdout_path or "")))
@@ -1004,18 +993,14 @@ def _publish_manifest(run: _Run, outcome: Any, name: str, links: dict[str, str] 
             title = f"{title}: {t.error or t.note}"[:255]
             summary = _md_line(t.error or t.note)
             annotations = []
-        summary = truncate_markdown(summary, CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
-        try:
-            result = publisher.finish_check_run(
-                name=check, head_sha=ctx.head_sha, conclusion=conclusion, title=title, summary=summary,
-                annotations=annotations, details_url=ctx.run_url, external_id=t.tenant,
-            )
-            urls.append(result.url)
-            log.line(f"Check run {check!r}: {conclusion} ({result.url})")
-        except PublishError as exc:
-            _warn_publish(log, f"post the check run {check!r}", exc)
-            if exc.read_only:
-                break
+        url, error = _post_check(
+            ctx, publisher, log, name=settings.check_name_for(t.tenant), conclusion=conclusion, title=title,
+            summary=summary, annotations=annotations, external_id=t.tenant,
+        )
+        if url:
+            urls.append(url)
+        if error is not None and error.read_only:
+            break
     run.outputs["check-run-url"] = "\n".join(urls)
 
 

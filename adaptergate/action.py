@@ -46,6 +46,8 @@ INPUT_NAMES: tuple[str, ...] = (
     "audit-log", "replay-path", "report-dir", "show-failures",
     "github-token", "comment", "check-run", "check-name",
     "manifest", "base-ref", "recipes",
+    "judge-criteria", "judge-model", "judge-url", "judge-name", "judge-api-key-env", "judge-pairwise",
+    "judge-retries",
 )
 """Every input action.yml declares (tests hold the two lists equal)."""
 
@@ -273,17 +275,29 @@ def build_job(ctx: RunnerContext, inputs: Inputs):
         if baseline_adapter is None or candidate_adapter is None:
             raise UsageError("input 'base-model' needs 'baseline-adapter' and 'candidate-adapter'")
         local = ctx.resolve(base_model)
+        metric = inputs.str("metric", "exact") or "exact"
+        judge = None
+        from adaptergate.metrics import is_judge
+
+        if is_judge(metric):
+            from adaptergate.judge import JudgeSettings
+
+            judge = JudgeSettings.from_options(
+                criteria=path("judge-criteria"), model=path("judge-model"), url=inputs.str("judge-url"),
+                name=inputs.str("judge-name"), api_key_env=inputs.str("judge-api-key-env"),
+                pairwise=bool(inputs.bool("judge-pairwise", False)), retries=inputs.int("judge-retries"),
+                reasoning_tokens=None, concurrency=None,
+            )
         model = ModelInputs(
             base_model=str(local) if local.exists() else base_model,
-            baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter,
-            metric=inputs.str("metric", "exact") or "exact",
+            baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter, metric=metric,
             mode=inputs.choice("eval-mode", ("auto", "generate", "teacher-forced"), "auto") or "auto",
             max_new_tokens=inputs.int("max-new-tokens"), stop=tuple(inputs.lines("stop")),
             chat_template=bool(inputs.bool("chat-template", False)),
             batch_size=inputs.int("batch-size") or 16,
             dtype=inputs.str("dtype"), device=inputs.str("device"), quantize=inputs.str("quantize"),
             allow_pickle=bool(inputs.bool("allow-pickle", False)), base_sha256=inputs.str("base-sha256"),
-            cache_dir=path("cache-dir"),
+            cache_dir=path("cache-dir"), judge=judge,
         )
     sample_seed = inputs.str("sample-seed")
     return GateJob(

@@ -45,6 +45,8 @@ CONTRACT_INPUTS = {
     "audit-log", "replay-path", "report-dir", "show-failures",
     "github-token", "comment", "check-run", "check-name",
     "manifest", "base-ref", "recipes",
+    "judge-criteria", "judge-model", "judge-url", "judge-name", "judge-api-key-env", "judge-pairwise",
+    "judge-retries",
 }  # fmt: skip
 # tenant and holdout are required unless a manifest names them: checked at run time.
 REQUIRED_INPUTS: set[str] = set()
@@ -61,6 +63,7 @@ NON_EMPTY_DEFAULTS = {
     "github-token": "${{ github.token }}",
     "comment": "on",
     "check-run": "on",
+    "judge-pairwise": "false",
 }
 CONTRACT_OUTPUTS = {
     "decision", "verdict", "delta", "driver-slice",

@@ -540,3 +540,30 @@ def test_cli_usage_errors(tmp_path, capsys, extra, why):
             "--baseline-adapter", str(tmp_path), "--candidate-adapter", str(tmp_path), *extra]
     assert main(argv) == 2
     assert why in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_action_inputs_drive_the_judge(demo_assets, standin, tmp_path):
+    """The Action's judge-* inputs reach the judge: per-criterion table in the step summary, key from env."""
+    import shutil
+
+    from test_action import run_action
+
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    shutil.copytree(demo_assets.base_dir, ws / "base")
+    shutil.copytree(demo_assets.baseline_adapter, ws / "adapters" / "v1")
+    shutil.copytree(demo_assets.candidate_adapter, ws / "adapters" / "v2")
+    shutil.copy(demo_assets.holdout, ws / "holdout.jsonl")
+    run = run_action(ws, None, {
+        "tenant": "demo", "holdout": "holdout.jsonl", "base-model": "base", "baseline-adapter": "adapters/v1",
+        "candidate-adapter": "adapters/v2", "metric": "judge", "judge-url": standin.url,
+        "judge-name": "judge-7b", "judge-api-key-env": "JUDGE_KEY", "slice-epsilon": "0.1",
+        "cache-dir": str(tmp_path / "cache"), "github-token": "",
+    }, event={}, event_name="workflow_dispatch", base_with={},
+        extra_env={"JUDGE_KEY": "sk-test-123", "ADAPTERGATE_PROGRESS": "0"})
+    assert run.code == 1, run.stdout + run.stderr
+    assert run.outputs["driver-slice"] == "intent=refund"
+    assert "⚖️ Judge" in run.summary and "| accuracy |" in run.summary
+    assert standin.headers and all(h.get("Authorization") == "Bearer sk-test-123" for h in standin.headers)
+    assert "sk-test-123" not in run.stdout + run.summary

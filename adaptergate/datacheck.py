@@ -76,6 +76,7 @@ import orjson
 
 from adaptergate.errors import InvalidInputError, UsageError
 from adaptergate.rendering import plain_line, rich_text
+from adaptergate.storage import read_input
 
 __all__ = [
     "NEAR_THRESHOLD",
@@ -539,16 +540,7 @@ _JSON_TYPES = {dict: "object", list: "an array", str: "a string", bool: "a boole
 
 def _read_jsonl(path: Path, what: str) -> Iterator[tuple[int, Any, str | None]]:
     """``(line number, object or None, why it is not an object)`` for each non-blank line."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInputError(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise InvalidInputError(f"{what} is a directory: {path}") from None
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    data = read_input(path, what)
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue

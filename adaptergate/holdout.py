@@ -38,7 +38,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from adaptergate.errors import HoldoutError, InvalidInputError, Problem
-from adaptergate.storage import atomic_write, file_lock
+from adaptergate.storage import atomic_write, file_lock, read_input
 
 ID_KEYS = ("id", "question_id", "query_id")
 PROMPT_KEYS = ("prompt", "question", "text", "query")
@@ -288,16 +288,7 @@ def _seed_to_int(seed: str) -> int:
 
 def _read_lines(path: Path, max_line_bytes: int) -> tuple[list[int], list[bytes], list[Problem]]:
     """Non-blank lines with their 1-based numbers; oversized lines become problems."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInputError(f"holdout file not found: {path}") from None
-    except IsADirectoryError:
-        raise InvalidInputError(f"holdout path is a directory, not a file: {path}") from None
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read holdout {path}: {exc.strerror or exc}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    data = read_input(path, "holdout file")
     raw_lines = data.split(b"\n")
     del data
     if raw_lines and not raw_lines[-1].strip():

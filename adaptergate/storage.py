@@ -118,3 +118,22 @@ def _append(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_input(path: Path, what: str) -> bytes:
+    """A user's input file, whole, without a UTF-8 byte-order mark.
+
+    A missing file, a directory or an unreadable file is one exit-2 line
+    naming ``what`` ("holdout file", "training file", …).
+    """
+    from adaptergate.errors import InvalidInputError
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{what} is a directory, not a file: {path}") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data

@@ -185,16 +185,31 @@ class AdapterRunner:
             mask[row, width - len(seq):] = 1
         return input_ids.to(self.model.device), mask.to(self.model.device), width
 
-    def _call(self, fn: Callable[[list[str] | None], Any], names: list[str]) -> Any:
-        """Run with per-row adapters; on failure restore adapter state and go adapter by adapter."""
+    def _rows(self, fn: Callable[[list[int], list[str] | None], Any], names: list[str]) -> list[Any]:
+        """``fn(rows, adapter_names)`` for a batch whose rows use different adapters; one result per row.
+
+        First one mixed-adapter call (``adapter_names=``, one adapter per
+        row). If PEFT refuses it (a layer type or a quantisation that does
+        not support mixed batches), the adapter state is reset and the batch
+        is split: one call per adapter, with that adapter active.
+        """
+        everyone = list(range(len(names)))
         try:
-            return fn(names)
+            res = fn(everyone, names)
+            return [res[r] for r in everyone]
         except Exception:
             # A failed mixed-adapter call can leave PEFT's forward hooks attached:
             # reset the active adapter before splitting the batch by adapter.
             self.stats.mixed_batch_fallbacks += 1
             self.model.set_adapter(self.adapter_names[0])
-            raise
+        out: list[Any] = [None] * len(names)
+        for name in dict.fromkeys(names):
+            rows = [r for r, n in enumerate(names) if n == name]
+            self.model.set_adapter(name)
+            res = fn(rows, None)
+            for k, r in enumerate(rows):
+                out[r] = res[k]
+        return out
 
     # --------------------------------------------------------- generation
 
@@ -217,33 +232,15 @@ class AdapterRunner:
             input_ids, mask, width = self._left_pad([ids[i] for i in batch])
             names = [adapters[i] for i in batch]
 
-            def run(adapter_names: list[str] | None) -> Any:
+            def run(rows: list[int], adapter_names: list[str] | None) -> Any:
                 with torch.no_grad():
                     return self.model.generate(
-                        input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                        input_ids=input_ids[rows], attention_mask=mask[rows], max_new_tokens=max_new_tokens,
                         do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos,
                         adapter_names=adapter_names,
                     )
 
-            try:
-                seqs = self._call(run, names)
-            except Exception:
-                seqs = None
-            if seqs is None:  # one adapter at a time
-                seqs_rows = [None] * len(batch)
-                for name in dict.fromkeys(names):
-                    rows = [r for r, n in enumerate(names) if n == name]
-                    self.model.set_adapter(name)
-                    with torch.no_grad():
-                        res = self.model.generate(
-                            input_ids=input_ids[rows], attention_mask=mask[rows], max_new_tokens=max_new_tokens,
-                            do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos,
-                        )
-                    for k, r in enumerate(rows):
-                        seqs_rows[r] = res[k]
-                gen = [s[width:] for s in seqs_rows]
-            else:
-                gen = [seqs[r, width:] for r in range(len(batch))]
+            gen = [seq[width:] for seq in self._rows(run, names)]
             for r, i in enumerate(batch):
                 toks = gen[r].tolist()
                 if eos in toks:
@@ -283,27 +280,13 @@ class AdapterRunner:
             input_ids, mask, width = self._left_pad([seqs[i] for i in batch])
             names = [adapters[i] for i in batch]
 
-            def run(adapter_names: list[str] | None) -> Any:
+            def forward(rows: list[int], adapter_names: list[str] | None) -> Any:
                 with torch.no_grad():
-                    return self.model(input_ids=input_ids, attention_mask=mask, adapter_names=adapter_names).logits
+                    return self.model(
+                        input_ids=input_ids[rows], attention_mask=mask[rows], adapter_names=adapter_names,
+                    ).logits
 
-            try:
-                logits = self._call(run, names)
-            except Exception:
-                logits = None
-            if logits is None:
-                logits = torch.empty((len(batch), width, 0))
-                parts = {}
-                for name in dict.fromkeys(names):
-                    rows = [r for r, n in enumerate(names) if n == name]
-                    self.model.set_adapter(name)
-                    with torch.no_grad():
-                        parts[name] = (rows, self.model(input_ids=input_ids[rows], attention_mask=mask[rows]).logits)
-                vocab = next(iter(parts.values()))[1].shape[-1]
-                logits = torch.empty((len(batch), width, vocab), dtype=next(iter(parts.values()))[1].dtype)
-                for rows, lg in parts.values():
-                    for k, r in enumerate(rows):
-                        logits[r] = lg[k]
+            logits = torch.stack(self._rows(forward, names))
             logits = logits.float()
             log_probs = torch.log_softmax(logits, dim=-1)
             for row, i in enumerate(batch):

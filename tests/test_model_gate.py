@@ -122,3 +122,47 @@ def test_mixed_adapter_batches_match_one_adapter_at_a_time(assets):
     mixed = runner.generate(prompts, names, max_new_tokens=6)
     alone = [runner.generate([p], [n], max_new_tokens=6)[0] for p, n in zip(prompts, names)]
     assert mixed == alone and runner.stats.mixed_batch_fallbacks == 0
+
+
+def test_a_refused_mixed_batch_falls_back_to_one_adapter_at_a_time(assets):
+    """Where PEFT refuses ``adapter_names=`` (some layer types and quantisations do), the
+    runner resets the adapter state and splits each batch by adapter: same answers,
+    same teacher-forced verdicts, and the fallback is counted."""
+    from adaptergate.holdout import load_holdout
+    from adaptergate.runner import AdapterRunner, GenerationSettings
+
+    h = load_holdout(assets.holdout)
+    prompts = [p["prompt"] for p in h.payloads[:12]]
+    golds = [p["gold"] for p in h.payloads[:12]]
+    names = ["b", "c", "c", "b"] * 3
+    runner = AdapterRunner(
+        assets.base_dir, {"b": assets.baseline_adapter, "c": assets.candidate_adapter},
+        GenerationSettings(batch_size=8, threads=1),
+    )
+    want_text = runner.generate(prompts, names, max_new_tokens=6)
+    want_tf = runner.teacher_forced(prompts, golds, names)
+    assert runner.stats.mixed_batch_fallbacks == 0
+
+    model = runner.model
+    real_generate, real_forward = model.generate, model.forward
+    refused = []
+
+    def refuse_mixed(real):
+        def call(*args, **kwargs):
+            if kwargs.get("adapter_names") is not None:
+                refused.append(real.__name__)
+                raise ValueError("mixed adapter batches are not supported for this layer")
+            kwargs.pop("adapter_names", None)
+            return real(*args, **kwargs)
+        return call
+
+    model.generate = refuse_mixed(real_generate)
+    model.forward = refuse_mixed(real_forward)
+    got_text = runner.generate(prompts, names, max_new_tokens=6)
+    got_tf = runner.teacher_forced(prompts, golds, names)
+    assert got_text == want_text
+    assert got_tf[0] == want_tf[0]
+    assert got_tf[1] == pytest.approx(want_tf[1], abs=1e-4)
+    # two batches (8 + 4 rows) each for generation and for teacher forcing
+    assert runner.stats.mixed_batch_fallbacks == 4 and len(refused) == 4
+    assert set(want_tf[0]) == {True, False}  # the comparison is not vacuous: both outcomes occur

@@ -1049,18 +1049,19 @@ def _print_stat_block(decision: GateDecision, stat: dict[str, Any], out: Any) ->
     out(f"Rule:      {t(stat['rule'])}")
     if stat["noise"]:
         out(f"Noise:     {t(stat['noise'])}")
-    if stat["failed"]:
-        out("[bold red]Failed:[/bold red]")
-        for r in stat["failed"]:
-            out(f"  • {t(r)}")
-        if stat["failed_more"]:
-            out(f"  … and {stat['failed_more']} more (see the slice breakdown)")
-    if stat["unsettled"]:
-        out("[bold yellow]Not settled[/bold yellow] (drop beyond slice ε, evidence inconclusive):")
-        for s in stat["unsettled"]:
-            out(f"  • {t(s.evidence.statement)}")
-        if stat["unsettled_more"]:
-            out(f"  … and {stat['unsettled_more']} more (see the slice breakdown)")
+    lists = (
+        ("[bold red]Failed:[/bold red]", stat["failed"], stat["failed_more"]),
+        ("[bold yellow]Not settled[/bold yellow] (drop beyond slice ε, evidence inconclusive):",
+         [s.evidence.statement for s in stat["unsettled"]], stat["unsettled_more"]),
+    )
+    for heading, sentences, more in lists:
+        if not sentences:
+            continue
+        out(heading)
+        for sentence in sentences:
+            out(f"  • {t(sentence)}")
+        if more:
+            out(f"  … and {more} more (see the slice breakdown)")
 
 
 def _rich_stat_columns(s: SliceAttribution, *, gated: bool) -> str:

@@ -282,12 +282,7 @@ def build_job(ctx: RunnerContext, inputs: Inputs):
         if is_judge(metric):
             from adaptergate.judge import JudgeSettings
 
-            judge = JudgeSettings.from_options(
-                criteria=path("judge-criteria"), model=path("judge-model"), url=inputs.str("judge-url"),
-                name=inputs.str("judge-name"), api_key_env=inputs.str("judge-api-key-env"),
-                pairwise=bool(inputs.bool("judge-pairwise", False)), retries=inputs.int("judge-retries"),
-                reasoning_tokens=None, concurrency=None,
-            )
+            judge = JudgeSettings.from_options(**_judge_options(inputs, path))
         model = ModelInputs(
             base_model=str(local) if local.exists() else base_model,
             baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter, metric=metric,
@@ -854,7 +849,17 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
                   ("annotate the failing queries", annotations), ("publish on GitHub", publish)]
 
 
-def _manifest_overrides(inputs: Inputs) -> dict[str, Any]:
+def _judge_options(inputs: Inputs, path: Callable[[str], Path | None]) -> dict[str, Any]:
+    """The judge-* inputs that were given, as :meth:`JudgeSettings.from_options` arguments."""
+    options = {
+        "criteria": path("judge-criteria"), "model": path("judge-model"), "url": inputs.str("judge-url"),
+        "name": inputs.str("judge-name"), "api_key_env": inputs.str("judge-api-key-env"),
+        "pairwise": inputs.bool("judge-pairwise"), "retries": inputs.int("judge-retries"),
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _manifest_overrides(inputs: Inputs, path: Callable[[str], Path | None]) -> dict[str, Any]:
     """Settings given explicitly as inputs; they win over the manifest's gate settings.
 
     Inputs whose action.yml default is not empty (metric, eval-mode) cannot be
@@ -873,6 +878,7 @@ def _manifest_overrides(inputs: Inputs) -> dict[str, Any]:
         "dtype": inputs.str("dtype"),
         "device": inputs.str("device"),
         "quantize": inputs.str("quantize"),
+        "judge": _judge_options(inputs, path),  # for tenants whose metric is judge; wins over gate.judge
     }
 
 
@@ -901,7 +907,7 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
         return ctx.resolve(value) if value is not None else None
 
     plan = plan_manifest_gate(
-        manifest, base_ref, tenants=[only] if only else None, overrides=_manifest_overrides(inputs),
+        manifest, base_ref, tenants=[only] if only else None, overrides=_manifest_overrides(inputs, path),
         audit_log=path("audit-log"), replay_path=path("replay-path"), cache_dir=path("cache-dir"),
     )
     try:

@@ -257,8 +257,8 @@ def gate(
         "--judge-reasoning-tokens": judge_reasoning_tokens, "--judge-concurrency": judge_concurrency,
     }
     judge_given = [flag for flag, value in judge_flags.items() if value is not None]
-    if manifest is not None and judge_given:
-        raise UsageError(f"{judge_given[0]} does not go with --manifest (the judge is set per gate run)")
+    judge_options = {flag[len("--judge-"):].replace("-", "_"): value
+                     for flag, value in judge_flags.items() if value is not None}
     if manifest is not None:
         for flag, value in (("--holdout", holdout_path), ("--scorer", scorer_spec), ("--base-model", base_model),
                             ("--baseline-adapter", baseline_adapter), ("--candidate-adapter", candidate_adapter),
@@ -275,6 +275,7 @@ def gate(
             overrides={
                 **settings, "metric": metric, "eval_mode": eval_mode, "max_new_tokens": max_new_tokens,
                 "batch_size": batch_size, "dtype": dtype, "device": device, "quantize": quantize,
+                "judge": judge_options,  # for the tenants whose metric is judge; wins over gate.judge
             },
             audit_log=audit_log, replay_path=replay_path, cache_dir=cache_dir,
         )
@@ -295,11 +296,7 @@ def gate(
             raise UsageError("--metric judge scores generated answers: it needs --base-model and both adapters")
         from adaptergate.judge import JudgeSettings
 
-        judge_settings = JudgeSettings.from_options(
-            criteria=judge_criteria, model=judge_model, url=judge_url, name=judge_name,
-            api_key_env=judge_api_key_env, pairwise=judge_pairwise, retries=judge_retries,
-            reasoning_tokens=judge_reasoning_tokens, concurrency=judge_concurrency,
-        )
+        judge_settings = JudgeSettings.from_options(**judge_options)
     elif judge_given:
         raise UsageError(f"{judge_given[0]} goes with --metric judge")
     if base_model is not None:

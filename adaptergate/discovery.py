@@ -22,13 +22,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from adaptergate.errors import AdaptergateError, InvalidInputError, exit_code_for
 from adaptergate.gitrepo import GitRepo
 from adaptergate.job import GateJob
 from adaptergate.manifest import (
     Manifest,
+    ManifestJudge,
     is_yaml,
     TenantChange,
     TenantEntry,
@@ -41,6 +42,9 @@ from adaptergate.manifest import (
     verify_change,
 )
 from adaptergate.models import GateDecision
+
+if TYPE_CHECKING:
+    from adaptergate.judge import JudgeSettings
 
 __all__ = ["ManifestOutcome", "ManifestPlan", "TenantOutcome", "plan_manifest_gate", "run_manifest_gate"]
 
@@ -109,13 +113,17 @@ def _job(tenant: str, base: TenantEntry, head: TenantEntry, root: Path, baseline
          cache_dir: Path | None) -> GateJob:
     from adaptergate.model_scoring import ModelInputs
 
+    from adaptergate.metrics import is_judge
+
     g = head.gate
     base_dir = resolve(root, head.base_model.path)
+    metric = overrides.get("metric") or g.metric or "exact"
     model = ModelInputs(
         base_model=str(base_dir) if base_dir is not None else head.base_model.id,
         baseline_adapter=baseline_dir,
         candidate_adapter=candidate_dir,
-        metric=overrides.get("metric") or g.metric or "exact",
+        metric=metric,
+        judge=_judge_settings(tenant, g.judge, root, overrides.get("judge") or {}) if is_judge(metric) else None,
         mode=overrides.get("eval_mode") or g.eval_mode or "auto",
         max_new_tokens=overrides.get("max_new_tokens") or g.max_new_tokens,
         base_sha256=head.base_model.sha256,
@@ -136,6 +144,24 @@ def _job(tenant: str, base: TenantEntry, head: TenantEntry, root: Path, baseline
         candidate=adapter_id(head), baseline=adapter_id(base),
         model=model, settings=settings, audit_log=audit_log, replay_path=replay_path, approval=head.approval,
     )
+
+
+def _judge_settings(tenant: str, block: ManifestJudge | None, root: Path, given: dict[str, Any]) -> JudgeSettings:
+    """The tenant's judge: the manifest's ``gate.judge``, under the command line's judge options."""
+    from adaptergate.judge import JudgeSettings
+
+    opts: dict[str, Any] = block.model_dump(exclude_none=True) if block is not None else {}
+    for key in ("criteria", "model"):
+        if isinstance(opts.get(key), str):
+            opts[key] = resolve(root, opts[key])
+    if "model" in given or "url" in given:  # a judge named on the command line replaces the manifest's
+        for key in ("model", "url", "name"):
+            opts.pop(key, None)
+    opts.update(given)
+    try:
+        return JudgeSettings.from_options(**opts, criteria_source="gate.judge.criteria")
+    except AdaptergateError as exc:
+        raise InvalidInputError(f"tenant {tenant}: gate.judge: {exc.message}") from None
 
 
 def adapter_id(entry: TenantEntry) -> str:
@@ -288,39 +314,45 @@ def _outcome_for(plan: TenantPlan, decision: GateDecision) -> TenantOutcome:
     return out
 
 
+def _gate_tenant(p: TenantPlan, run: Callable[[GateJob], GateDecision]) -> TenantOutcome:
+    c = p.change
+    base_v = c.base.adapter.version if c.base else None
+    head_v = c.head.adapter.version if c.head else None
+    if p.job is None:
+        status: Status = "review" if c.kind in ("rollback", "new") else "skipped"
+        return TenantOutcome(
+            tenant=c.tenant, kind=c.kind, status=status, base_version=base_v, head_version=head_v,
+            note=p.note, approval="review" if status == "review" else None,
+        )
+    try:
+        decision = run(p.job)
+    except AdaptergateError as exc:
+        return TenantOutcome(
+            tenant=c.tenant, kind=c.kind, status="error", base_version=base_v, head_version=head_v,
+            error=exc.message, exit_code=int(exc.exit_code),
+        )
+    except Exception as exc:  # noqa: BLE001 - one tenant's crash is reported, the others still run
+        return TenantOutcome(
+            tenant=c.tenant, kind=c.kind, status="error", base_version=base_v, head_version=head_v,
+            error=f"internal error: {type(exc).__name__}: {exc}", exit_code=int(exit_code_for(exc)),
+        )
+    return _outcome_for(p, decision)
+
+
 def run_manifest_gate(
     plan: ManifestPlan, *, run: Callable[[GateJob], GateDecision] | None = None,
 ) -> ManifestOutcome:
-    """Gate every planned tenant; one tenant's failure does not stop the others."""
+    """Gate every planned tenant; one tenant's failure does not stop the others.
+
+    Tenants on the same base model share one loaded copy of it
+    (:func:`adaptergate.runner.shared_base`).
+    """
     from adaptergate.job import run_job
+    from adaptergate.runner import shared_base
 
     run = run or run_job
     result = ManifestOutcome(plan=plan)
-    for p in plan.tenants:
-        c = p.change
-        base_v = c.base.adapter.version if c.base else None
-        head_v = c.head.adapter.version if c.head else None
-        if p.job is None:
-            status: Status = "review" if c.kind in ("rollback", "new") else "skipped"
-            result.tenants.append(TenantOutcome(
-                tenant=c.tenant, kind=c.kind, status=status, base_version=base_v, head_version=head_v,
-                note=p.note, approval="review" if status == "review" else None,
-            ))
-            continue
-        try:
-            decision = run(p.job)
-        except AdaptergateError as exc:
-            result.tenants.append(TenantOutcome(
-                tenant=c.tenant, kind=c.kind, status="error", base_version=base_v, head_version=head_v,
-                error=exc.message, exit_code=int(exc.exit_code),
-            ))
-            continue
-        except Exception as exc:  # noqa: BLE001 - one tenant's crash is reported, the others still run
-            result.tenants.append(TenantOutcome(
-                tenant=c.tenant, kind=c.kind, status="error", base_version=base_v, head_version=head_v,
-                error=f"internal error: {type(exc).__name__}: {exc}", exit_code=int(exit_code_for(exc)),
-            ))
-            continue
-        result.tenants.append(_outcome_for(p, decision))
+    with shared_base():
+        result.tenants.extend(_gate_tenant(p, run) for p in plan.tenants)
     return result
 

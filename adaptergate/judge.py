@@ -279,10 +279,13 @@ class JudgeSettings:
 
     @classmethod
     def from_options(
-        cls, *, criteria: Path | None = None, model: Path | None = None, url: str | None = None,
-        name: str | None = None, api_key_env: str | None = None, pairwise: bool = False,
-        retries: int | None = None, reasoning_tokens: int | None = None, concurrency: int | None = None,
+        cls, *, criteria: Path | str | list[Any] | None = None, model: Path | None = None,
+        url: str | None = None, name: str | None = None, api_key_env: str | None = None,
+        pairwise: bool | None = False, retries: int | None = None, reasoning_tokens: int | None = None,
+        concurrency: int | None = None, criteria_source: str = "(inline)",
     ) -> "JudgeSettings":
+        """From the ``--judge-*`` options (``None``: the default). ``criteria`` is a file, or
+        the list itself (a manifest's inline criteria, named ``criteria_source`` in errors)."""
         kw: dict[str, Any] = {}
         if api_key_env is not None:
             kw["api_key_env"] = api_key_env
@@ -292,7 +295,8 @@ class JudgeSettings:
             kw["reasoning_tokens"] = reasoning_tokens
         if concurrency is not None:
             kw["concurrency"] = concurrency
-        return cls(criteria=load_criteria(criteria), model=model, url=url, name=name, pairwise=pairwise, **kw)
+        crit = check_criteria(criteria, criteria_source) if isinstance(criteria, list) else load_criteria(criteria)
+        return cls(criteria=crit, model=model, url=url, name=name, pairwise=bool(pairwise), **kw)
 
 
 # --------------------------------------------------------------------------- the contract

@@ -157,6 +157,28 @@ class BaseModelRef(_Model):
         return (self.id, self.revision, self.sha256)
 
 
+class ManifestJudge(_Model):
+    """The judge of a tenant whose gate metric is ``judge`` (the CLI's ``--judge-*`` options).
+
+    Paths are relative to the manifest. Judge options given on the command
+    line or as Action inputs win over these (a judge server's URL is often
+    the CI's business, not the tenant's).
+    """
+
+    criteria: str | list[dict[str, Any]] | None = Field(
+        None, description="A criteria file (JSON or YAML) or the list of {name, weight, rubric} inline;"
+        " default: accuracy x2, relevance x1.5, style x1, completeness x1.5, coherence x1.",
+    )
+    model: str | None = Field(None, description="A local causal LM directory as the judge.")
+    url: str | None = Field(None, description="An OpenAI-compatible server (/v1/chat/completions).")
+    name: str | None = Field(None, description="The model name to ask the url for.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the url's API key.")
+    pairwise: bool | None = None
+    retries: int | None = Field(None, ge=0)
+    reasoning_tokens: int | None = Field(None, ge=0)
+    concurrency: int | None = Field(None, ge=1)
+
+
 class ManifestGate(_Model):
     """Gate settings for the tenant (the CLI's options; unset = the tool's default)."""
 
@@ -171,6 +193,7 @@ class ManifestGate(_Model):
     on_inconclusive: Literal["accept", "reject"] | None = None
     multiplicity: Literal["holm", "bh"] | None = None
     max_new_tokens: int | None = None
+    judge: ManifestJudge | None = None
 
 
 class ApprovalPolicy(_Model):

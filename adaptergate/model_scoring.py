@@ -185,81 +185,85 @@ def score_with_adapters(
         base_path, {baseline_name: Path(inputs.baseline_adapter), candidate_name: Path(inputs.candidate_adapter)},
         settings,
     )
-    n = len(payloads)
-    rows = todo_base + list(range(n))
-    names = [baseline_name] * len(todo_base) + [candidate_name] * n
-    prompts = [_prompt_of(payloads[i], ids[i]) for i in rows]
-    outputs: list[str | None]
-    if mode == "teacher-forced":
-        passed, _ = runner.teacher_forced(prompts, [golds[i] for i in rows], names, progress=progress)
-        scores = [1.0 if ok else 0.0 for ok in passed]
-        outputs = [None] * len(rows)
-    else:
-        if inputs.max_new_tokens:
-            max_new = inputs.max_new_tokens
-        elif judging and any(g is None for g in golds):
-            max_new = JUDGE_DEFAULT_MAX_NEW_TOKENS  # no gold answer to size the answers by
+    loaded = runner  # closed below, whatever happens (the shared base goes back clean)
+    try:
+        n = len(payloads)
+        rows = todo_base + list(range(n))
+        names = [baseline_name] * len(todo_base) + [candidate_name] * n
+        prompts = [_prompt_of(payloads[i], ids[i]) for i in rows]
+        outputs: list[str | None]
+        if mode == "teacher-forced":
+            passed, _ = runner.teacher_forced(prompts, [golds[i] for i in rows], names, progress=progress)
+            scores = [1.0 if ok else 0.0 for ok in passed]
+            outputs = [None] * len(rows)
         else:
-            max_new = _max_new_tokens(runner, golds)
-        outputs = list(runner.generate(prompts, names, max_new_tokens=max_new, progress=progress))
-        if metric is None:
-            scores = [None] * len(rows)  # type: ignore[list-item]  # judged below, cached as answers only
-        else:
-            scores = [float(metric(out, payloads[i], query_id=ids[i])) for out, i in zip(outputs, rows)]
+            if inputs.max_new_tokens:
+                max_new = inputs.max_new_tokens
+            elif judging and any(g is None for g in golds):
+                max_new = JUDGE_DEFAULT_MAX_NEW_TOKENS  # no gold answer to size the answers by
+            else:
+                max_new = _max_new_tokens(runner, golds)
+            outputs = list(runner.generate(prompts, names, max_new_tokens=max_new, progress=progress))
+            if metric is None:
+                scores = [None] * len(rows)  # type: ignore[list-item]  # judged below, cached as answers only
+            else:
+                scores = [float(metric(out, payloads[i], query_id=ids[i])) for out, i in zip(outputs, rows)]
 
-    base_scores = np.empty(n)
-    base_out: list[str | None] = [None] * n
-    for i, h in enumerate(hashes):
-        if h in cache:
-            base_scores[i], base_out[i] = cache[h]
-    fresh = []
-    for k, i in enumerate(todo_base):
-        base_scores[i], base_out[i] = (float("nan") if scores[k] is None else scores[k]), outputs[k]
-        fresh.append(json.dumps({"q": hashes[i], "score": scores[k], "output": outputs[k]}, ensure_ascii=False))
-    if fresh:
-        locked_append(cache_path, fresh)
-    off = len(todo_base)
-    cand_out = outputs[off:]
-    judged = None
-    if judging:
-        judged, base_scores, cand_scores = _judge(
-            inputs, settings, payloads, ids, prompts_all, golds, hashes, base_out, cand_out, runner, progress,
-        )
-        runner = _RunnerInfo(runner)
-    else:
-        cand_scores = np.asarray(scores[off:], dtype=np.float64)
-
-    if mode == "teacher-forced":
-        # show what the adapters actually answer where the candidate regressed
-        bad = [i for i in range(n) if cand_scores[i] < base_scores[i]]
-        if bad:
-            max_new = _max_new_tokens(runner, [golds[i] for i in bad])
-            texts = runner.generate(
-                [_prompt_of(payloads[i], ids[i]) for i in bad] * 2,
-                [baseline_name] * len(bad) + [candidate_name] * len(bad),
-                max_new_tokens=max_new,
+        base_scores = np.empty(n)
+        base_out: list[str | None] = [None] * n
+        for i, h in enumerate(hashes):
+            if h in cache:
+                base_scores[i], base_out[i] = cache[h]
+        fresh = []
+        for k, i in enumerate(todo_base):
+            base_scores[i], base_out[i] = (float("nan") if scores[k] is None else scores[k]), outputs[k]
+            fresh.append(json.dumps({"q": hashes[i], "score": scores[k], "output": outputs[k]}, ensure_ascii=False))
+        if fresh:
+            locked_append(cache_path, fresh)
+        off = len(todo_base)
+        cand_out = outputs[off:]
+        judged = None
+        if judging:
+            judged, base_scores, cand_scores = _judge(
+                inputs, settings, payloads, ids, prompts_all, golds, hashes, base_out, cand_out, runner, progress,
             )
-            for k, i in enumerate(bad):
-                base_out[i] = texts[k]
-                cand_out[i] = texts[len(bad) + k]
-    info = {
-        "base_model": str(base_path), "base_sha256": base.sha256,
-        "baseline_adapter_sha256": b_info.sha256, "candidate_adapter_sha256": c_info.sha256,
-        "metric": "judge" if judging else str(metric), "mode": mode, "device": runner.device,
-        "cached_baseline_queries": n - len(todo_base), "forward_passes": runner.stats.forward_passes,
-        "seconds": round(runner.stats.seconds, 3),
-    }
-    if judged is not None:
-        st = judged.stats
-        info["judge"] = {
-            "judge": judged.judge, "backend": judged.backend, "pairwise": judged.pairwise,
-            "judged": st.judged, "cached": st.cached, "repairs": st.repairs, "fallbacks": st.fallbacks,
-            "calls": st.calls, "seconds": round(st.seconds, 3),
+            runner = _RunnerInfo(runner)
+        else:
+            cand_scores = np.asarray(scores[off:], dtype=np.float64)
+
+        if mode == "teacher-forced":
+            # show what the adapters actually answer where the candidate regressed
+            bad = [i for i in range(n) if cand_scores[i] < base_scores[i]]
+            if bad:
+                max_new = _max_new_tokens(runner, [golds[i] for i in bad])
+                texts = runner.generate(
+                    [_prompt_of(payloads[i], ids[i]) for i in bad] * 2,
+                    [baseline_name] * len(bad) + [candidate_name] * len(bad),
+                    max_new_tokens=max_new,
+                )
+                for k, i in enumerate(bad):
+                    base_out[i] = texts[k]
+                    cand_out[i] = texts[len(bad) + k]
+        info = {
+            "base_model": str(base_path), "base_sha256": base.sha256,
+            "baseline_adapter_sha256": b_info.sha256, "candidate_adapter_sha256": c_info.sha256,
+            "metric": "judge" if judging else str(metric), "mode": mode, "device": runner.device,
+            "cached_baseline_queries": n - len(todo_base), "forward_passes": runner.stats.forward_passes,
+            "seconds": round(runner.stats.seconds, 3),
         }
-    return ModelScores(
-        baseline=base_scores, candidate=cand_scores, baseline_outputs=base_out, candidate_outputs=cand_out,
-        mode=mode, cached_baseline=n - len(todo_base), info=info, judge=judged,
-    )
+        if judged is not None:
+            st = judged.stats
+            info["judge"] = {
+                "judge": judged.judge, "backend": judged.backend, "pairwise": judged.pairwise,
+                "judged": st.judged, "cached": st.cached, "repairs": st.repairs, "fallbacks": st.fallbacks,
+                "calls": st.calls, "seconds": round(st.seconds, 3),
+            }
+        return ModelScores(
+            baseline=base_scores, candidate=cand_scores, baseline_outputs=base_out, candidate_outputs=cand_out,
+            mode=mode, cached_baseline=n - len(todo_base), info=info, judge=judged,
+        )
+    finally:
+        loaded.close()
 
 
 JUDGE_DEFAULT_MAX_NEW_TOKENS = 256
@@ -280,21 +284,13 @@ def _judge(
     runner: Any, progress: Callable[[int], None] | None,
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """Judge both adapters' answers; the adapters' model is released first (room for a local judge)."""
-    import gc
-
     from adaptergate.judge import backend_factory, judge_answers
+    from adaptergate.runner import drop_shared_base
 
     assert inputs.judge is not None
-    device = runner.device
-    runner.model = None
-    gc.collect()
-    if device == "cuda":
-        try:
-            import torch
-
-            torch.cuda.empty_cache()
-        except Exception:  # noqa: BLE001 - best effort
-            pass
+    runner.close()
+    if inputs.judge.model:  # a local judge model needs the room
+        drop_shared_base()
     outcome = judge_answers(
         inputs.judge, lambda i: (str(ids[i]), prompts[i], golds[i]), hashes, base_out, cand_out,
         cache_root=inputs.cache_dir or default_cache_dir(),

@@ -22,7 +22,9 @@ small CPU machines (``torch.set_num_threads``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,10 @@ class GenerationSettings:
             "max_new_tokens": self.max_new_tokens, "stop": list(self.stop),
             "chat_template": self.chat_template, "dtype": self.dtype, "quantize": self.quantize,
         }
+
+    def load_key(self) -> tuple[Any, ...]:
+        """What a loaded model depends on: two runs with the same key can share one."""
+        return (self.dtype, self.device, self.quantize)
 
 
 @dataclass
@@ -79,7 +85,7 @@ def load_causal_lm(path: str | Path, settings: GenerationSettings, *, what: str 
     _quiet_transformers(transformers)
     base = path
     if settings.threads:
-        torch.set_num_threads(settings.threads)
+        _set_threads(settings.threads)
     cuda = torch.cuda.is_available()
     device = settings.device or ("cuda" if cuda else "cpu")
     if device == "cuda" and not cuda:
@@ -126,6 +132,94 @@ def load_causal_lm(path: str | Path, settings: GenerationSettings, *, what: str 
     return tok, model, device
 
 
+def free_memory(device: str) -> None:
+    """Collect what was released; on CUDA also return the cached blocks to the driver."""
+    import gc
+
+    gc.collect()
+    if device == "cuda":
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
+class BasePool:
+    """One loaded base model, lent to one :class:`AdapterRunner` after another.
+
+    The manifest gate scores tenant after tenant, usually on one shared base:
+    loading it once saves a full model load per tenant (tens of seconds for a
+    7B model on a GPU runner). A runner borrows the base, attaches its
+    adapters, and gives the base back clean (PEFT's ``unload()`` takes the
+    LoRA layers out again). A base that was not given back (the run failed
+    midway, the adapters may still be attached) is never lent again: the next
+    borrower gets a fresh load.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._loaded: tuple[Any, Any, str] | None = None
+        self._lent = False
+        self.loads = 0
+
+    def borrow(self, base: str | Path, settings: GenerationSettings) -> tuple[Any, Any, str]:
+        key = (str(Path(str(base)).resolve()), settings.load_key())
+        if self._loaded is None or self._lent or key != self._key:
+            self.clear()
+            self._loaded = load_causal_lm(base, settings, what="base model")
+            self._key = key
+            self.loads += 1
+        elif settings.threads:
+            _set_threads(settings.threads)
+        self._lent = True
+        return self._loaded
+
+    def give_back(self, model: Any) -> None:
+        """The base, with every adapter taken out again."""
+        if self._loaded is None:
+            return
+        tok, _, device = self._loaded
+        self._loaded = (tok, model, device)
+        self._lent = False
+
+    def clear(self) -> None:
+        if self._loaded is None:
+            return
+        device = self._loaded[2]
+        self._loaded, self._key, self._lent = None, None, False
+        free_memory(device)
+
+
+_SHARED_BASE: ContextVar[BasePool | None] = ContextVar("adaptergate_shared_base", default=None)
+
+
+@contextmanager
+def shared_base() -> Iterator[BasePool]:
+    """Runners created inside share one loaded base model (see :class:`BasePool`)."""
+    pool = BasePool()
+    token = _SHARED_BASE.set(pool)
+    try:
+        yield pool
+    finally:
+        _SHARED_BASE.reset(token)
+        pool.clear()
+
+
+def drop_shared_base() -> None:
+    """Free the shared base now (to make room for another model, e.g. a local judge)."""
+    pool = _SHARED_BASE.get()
+    if pool is not None:
+        pool.clear()
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
 class AdapterRunner:
     """A base model with named LoRA adapters, ready for batched evaluation."""
 
@@ -140,7 +234,11 @@ class AdapterRunner:
         self.settings = settings or GenerationSettings()
         self.torch = torch
         self.stats = RunnerStats()
-        self.tokenizer, model, self.device = load_causal_lm(base, self.settings, what="base model")
+        self._pool = _SHARED_BASE.get()
+        if self._pool is not None:
+            self.tokenizer, model, self.device = self._pool.borrow(base, self.settings)
+        else:
+            self.tokenizer, model, self.device = load_causal_lm(base, self.settings, what="base model")
         names = list(adapters)
         if not names:
             raise InvalidInputError("no adapters to load")
@@ -155,6 +253,21 @@ class AdapterRunner:
         peft_model.eval()
         self.model = peft_model
         self.adapter_names = names
+
+    def close(self) -> None:
+        """Release the model: back to the shared pool without its adapters, or freed."""
+        model, self.model = self.model, None
+        if model is None:
+            return
+        if self._pool is not None:
+            try:
+                base = model.unload()
+            except Exception:  # noqa: BLE001 - never lend a base that may still carry adapters
+                self._pool.clear()
+                return
+            self._pool.give_back(base)
+        del model
+        free_memory(self.device)
 
     # ------------------------------------------------------------ helpers
 

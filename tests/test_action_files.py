@@ -63,7 +63,6 @@ NON_EMPTY_DEFAULTS = {
     "github-token": "${{ github.token }}",
     "comment": "on",
     "check-run": "on",
-    "judge-pairwise": "false",
 }
 CONTRACT_OUTPUTS = {
     "decision", "verdict", "delta", "driver-slice",

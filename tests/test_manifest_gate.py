@@ -133,6 +133,36 @@ def test_discovery_gates_only_the_moved_adapter(repo, tmp_path):
     assert outcome.exit_code == 1
 
 
+def test_tenants_on_one_base_load_it_once(repo, tmp_path, monkeypatch):
+    """A PR that moves two tenants on the same base loads the base model once, and
+    each tenant still gets its own verdict."""
+    from adaptergate import runner as runner_mod
+
+    root = repo["root"]
+    head = json.loads(json.dumps(repo["manifest"]))
+    sha = _copy_adapter(root / "adapters" / "initech" / "2.0.0", root / "adapters" / "globex" / "1.1.0")
+    head["tenants"]["globex"]["adapter"].update(version="1.1.0", path="adapters/globex/1.1.0", sha256=sha)
+    _write(root, head)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "promote globex 1.1.0 too")
+
+    loads = []
+    real_load = runner_mod.load_causal_lm
+    monkeypatch.setattr(runner_mod, "load_causal_lm", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    plan = plan_manifest_gate(root / "adaptergate.yaml", repo["base"], cache_dir=tmp_path / "cache")
+    try:
+        outcome = run_manifest_gate(plan)
+    finally:
+        plan.cleanup()
+    by = {t.tenant: t for t in outcome.tenants}
+    assert [t for t, o in by.items() if o.decision is not None] == ["acme", "globex"]
+    assert len(loads) == 1
+    for tenant in ("acme", "globex"):
+        d = by[tenant].decision
+        assert by[tenant].status == "rejected" and d.driver_slice_tag == "intent=refund", tenant
+    assert by["acme"].decision.delta == by["globex"].decision.delta  # same adapters, same scores
+
+
 def _problems(repo, mutate) -> InvalidInputError:
     manifest = json.loads(json.dumps(repo["manifest"]))
     mutate(manifest)
@@ -260,3 +290,75 @@ def test_cli_gate_manifest_json_and_usage_errors(repo, tmp_path, capsys, monkeyp
         assert (message or "--manifest needs --base-ref") in err and "Traceback" not in err
     assert main(["gate", "--manifest", manifest, "--base-ref", repo["base"], "--tenant", "nobody"]) == 2
     assert "no tenant 'nobody'" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------- judged tenants
+
+ONE_CRITERION = [{"name": "accuracy", "weight": 1.0, "rubric": "The answer does what the reference answer does."}]
+
+
+def _judged(repo, judge: dict | None) -> None:
+    """Re-commit the head with acme gated by the judge."""
+    root = repo["root"]
+    head = json.loads(json.dumps(repo["manifest"]))
+    head["tenants"]["acme"]["gate"] = {"metric": "judge", **({"judge": judge} if judge is not None else {})}
+    _write(root, head)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "acme is judged")
+
+
+def test_a_judged_tenant_takes_its_judge_from_the_manifest_and_the_command_line_wins(repo, tmp_path):
+    root = repo["root"]
+    (root / "judges").mkdir()
+    (root / "judges" / "acme.yaml").write_text(
+        "- {name: accuracy, weight: 3, rubric: right action}\n- {name: tone, weight: 1, rubric: polite}\n"
+    )
+    _judged(repo, {"criteria": "judges/acme.yaml", "url": "https://judge.example/v1", "name": "big-judge",
+                   "pairwise": True, "retries": 4})
+    plan = plan_manifest_gate(root / "adaptergate.yaml", repo["base"])
+    (job,) = [p.job for p in plan.tenants if p.job is not None]
+    judge = job.model.judge
+    assert job.model.metric == "judge"
+    assert [(c.name, c.weight) for c in judge.criteria] == [("accuracy", 3.0), ("tone", 1.0)]
+    assert (judge.url, judge.name, judge.model, judge.pairwise, judge.retries) == (
+        "https://judge.example/v1", "big-judge", None, True, 4)
+    plan.cleanup()
+
+    # a judge named on the command line (or as Action inputs) replaces the manifest's judge,
+    # the manifest's other judge settings stay
+    plan = plan_manifest_gate(root / "adaptergate.yaml", repo["base"],
+                              overrides={"judge": {"model": root / "models" / "tiny-llama"}})
+    (job,) = [p.job for p in plan.tenants if p.job is not None]
+    judge = job.model.judge
+    assert (judge.url, judge.name, judge.model) == (None, None, root / "models" / "tiny-llama")
+    assert judge.pairwise and [c.name for c in judge.criteria] == ["accuracy", "tone"]
+    plan.cleanup()
+
+
+@pytest.mark.parametrize("judge, why", [
+    (None, "tenant acme: gate.judge: --metric judge needs exactly one judge"),
+    ({"url": "https://judge.example/v1"}, "tenant acme: gate.judge: --judge-url needs --judge-name"),
+    ({"model": "models/tiny-llama", "criteria": [{"name": "accuracy"}]}, "gate.judge.criteria"),
+    ({"model": "models/tiny-llama", "criteria": "judges/missing.yaml"}, "judges/missing.yaml"),
+])
+def test_a_judged_tenant_without_a_usable_judge_is_one_line_before_anything_runs(repo, judge, why):
+    _judged(repo, judge)
+    with pytest.raises(InvalidInputError) as info:
+        plan_manifest_gate(repo["root"] / "adaptergate.yaml", repo["base"])
+    assert why in info.value.message and "\n" not in info.value.message
+
+
+def test_a_judged_tenant_is_gated_by_its_local_judge(repo, tmp_path):
+    """End to end: the tiny model judges its own adapters' answers (plumbing, not quality)."""
+    _judged(repo, {"model": "models/tiny-llama", "criteria": ONE_CRITERION, "reasoning_tokens": 0})
+    plan = plan_manifest_gate(repo["root"] / "adaptergate.yaml", repo["base"], cache_dir=tmp_path / "cache")
+    try:
+        outcome = run_manifest_gate(plan)
+    finally:
+        plan.cleanup()
+    acme = {t.tenant: t for t in outcome.tenants}["acme"]
+    assert acme.error is None, acme.error
+    d = acme.decision
+    assert d.judge is not None and [c.name for c in d.judge.criteria] == ["accuracy"]
+    assert d.evaluation["metric"] == "judge" and d.evaluation["judge"]["backend"] == "model"
+    assert d.evaluation["judge"]["judged"] > 0, d.evaluation

@@ -166,3 +166,41 @@ def test_a_refused_mixed_batch_falls_back_to_one_adapter_at_a_time(assets):
     # two batches (8 + 4 rows) each for generation and for teacher forcing
     assert runner.stats.mixed_batch_fallbacks == 4 and len(refused) == 4
     assert set(want_tf[0]) == {True, False}  # the comparison is not vacuous: both outcomes occur
+
+
+def test_shared_base_is_loaded_once_and_lent_back_clean(assets, monkeypatch):
+    """Inside shared_base() runners borrow one loaded base: the second runner (adapters in
+    the other roles) answers exactly as a runner on a freshly loaded base, so no LoRA layer
+    of the first is left behind; a base never given back is not lent again."""
+    from adaptergate import runner as runner_mod
+    from adaptergate.holdout import load_holdout
+    from adaptergate.runner import AdapterRunner, GenerationSettings, shared_base
+
+    h = load_holdout(assets.holdout)
+    prompts = [p["prompt"] for p in h.payloads[:8]]
+    names = ["x", "y"] * 4
+    settings = GenerationSettings(batch_size=8, threads=1)
+    swapped = {"x": assets.candidate_adapter, "y": assets.baseline_adapter}
+    fresh = AdapterRunner(assets.base_dir, swapped, settings)
+    want = fresh.generate(prompts, names, max_new_tokens=6)
+    fresh.close()
+    assert fresh.model is None
+
+    loads = []
+    real_load = runner_mod.load_causal_lm
+    monkeypatch.setattr(runner_mod, "load_causal_lm", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    with shared_base() as pool:
+        first = AdapterRunner(assets.base_dir, {"x": assets.baseline_adapter, "y": assets.candidate_adapter}, settings)
+        other = first.generate(prompts, names, max_new_tokens=6)
+        first.close()
+        second = AdapterRunner(assets.base_dir, swapped, settings)
+        got = second.generate(prompts, names, max_new_tokens=6)
+        second.close()
+        assert pool.loads == 1 and len(loads) == 1
+        assert got == want and got != other  # the roles really swapped, and nothing of `first` leaked
+
+        AdapterRunner(assets.base_dir, swapped, settings)  # dies without close(): adapters still attached
+        third = AdapterRunner(assets.base_dir, swapped, settings)
+        assert pool.loads == 2  # a fresh load, not the base that still carries adapters
+        assert third.generate(prompts, names, max_new_tokens=6) == want
+        third.close()

@@ -166,6 +166,14 @@ def _run_with_adapters(
             ex.baseline_output, ex.candidate_output = row["baseline_output"], row["candidate_output"]
     if scores.judge is not None:
         _attach_judge(decision, scores.judge)
+        st = scores.judge.stats
+        if st.over_context:
+            decision.warnings.append(GateWarning(
+                code="judge-over-context",
+                message=f"{st.over_context} judge prompt(s) were longer than the judge model's context window"
+                f" ({st.context} tokens, room for its reply included): its scores for them are unreliable;"
+                " use a judge model with a longer context",
+            ))
     decision.evaluation = scores.info
     return decision
 

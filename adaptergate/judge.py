@@ -536,6 +536,10 @@ class JudgeStats:
     calls: int = 0
     """Requests sent to the server, or batched generation steps of the local model."""
     seconds: float = 0.0
+    over_context: int = 0
+    """Local judge prompts (with room for the reply) longer than the judge model's context."""
+    context: int | None = None
+    """The local judge model's context window in tokens, where its config says."""
 
 
 def _failed(req: JudgeRequest, attempts: int, why: str) -> EvaluationError:
@@ -728,7 +732,7 @@ class LocalJudge:
         import torch
 
         self.torch = torch
-        self.stats = JudgeStats()
+        self.stats = JudgeStats(context=_context_length(self.model))
         tok = self.tokenizer
         self._chat = bool(getattr(tok, "chat_template", None))
         self._unk = getattr(tok, "unk_token_id", None)
@@ -861,6 +865,12 @@ class LocalJudge:
     def _constrained(self, reqs: list[JudgeRequest]) -> list[Judgement | None]:
         crit = self.settings.criteria
         texts = [self.render(build_messages(crit, r.prompt, r.gold, r.answers)) for r in reqs]
+        if self.stats.context:
+            # the object the judge writes: ~6 tokens a score, its keys, then the reasoning
+            for r, text in zip(reqs, texts):
+                reply = 8 * len(crit) * len(r.answers) + 16 + self.settings.reasoning_tokens
+                if len(self.encode(text)) + reply > self.stats.context:
+                    self.stats.over_context += 1
         ok = [True] * len(reqs)
         scores: list[list[dict[str, int]]] = [[] for _ in reqs]
         groups = [None] if not reqs or not reqs[0].pairwise else ["A", "B"]
@@ -942,6 +952,16 @@ class LocalJudge:
         import gc
 
         gc.collect()
+
+
+def _context_length(model: Any) -> int | None:
+    """The context window a model's config declares (positions it was trained on)."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -1186,6 +1206,7 @@ def judge_answers(
         stats.judged = len(keys)  # identical answers of one query are one judgement
         s = backend.stats
         stats.repairs, stats.fallbacks, stats.calls, stats.seconds = s.repairs, s.fallbacks, s.calls, s.seconds
+        stats.over_context, stats.context = s.over_context, s.context
 
     base_scores: list[dict[str, int]] = []
     cand_scores: list[dict[str, int]] = []

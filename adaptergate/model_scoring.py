@@ -257,6 +257,7 @@ def score_with_adapters(
                 "judge": judged.judge, "backend": judged.backend, "pairwise": judged.pairwise,
                 "judged": st.judged, "cached": st.cached, "repairs": st.repairs, "fallbacks": st.fallbacks,
                 "calls": st.calls, "seconds": round(st.seconds, 3),
+                "over_context": st.over_context, "context": st.context,
             }
         return ModelScores(
             baseline=base_scores, candidate=cand_scores, baseline_outputs=base_out, candidate_outputs=cand_out,

@@ -456,6 +456,10 @@ def test_tiny_model_as_its_own_judge(demo_assets, tmp_path, capsys, monkeypatch)
     d = json.loads(out)
     info = d["evaluation"]["judge"]
     assert info["backend"] == "model" and info["fallbacks"] == 0 and info["judged"] > 0 and info["cached"] == 0
+    # the tiny model knows 64 positions: every judge prompt (rubrics included) is longer, and the report says so
+    assert info["context"] == 64 and info["over_context"] == info["judged"]
+    (warning,) = [w for w in d["warnings"] if w["code"] == "judge-over-context"]
+    assert warning["message"].startswith(f"{info['judged']} judge prompt(s) were longer than the judge model's")
     assert d["evaluation"]["metric"] == "judge" and d["evaluation"]["mode"] == "generate"
     for row in d["per_query"]:  # every judgement is a valid object: five integers 1..10
         for side in ("judge_baseline", "judge_candidate"):
@@ -476,6 +480,30 @@ def test_tiny_model_as_its_own_judge(demo_assets, tmp_path, capsys, monkeypatch)
     assert d2["evaluation"]["judge"]["cached"] == info["judged"]
     assert d2["evaluation"]["cached_baseline_queries"] == 40
     assert [r["score_candidate"] for r in d2["per_query"]] == [r["score_candidate"] for r in d["per_query"]]
+
+
+@pytest.mark.slow
+def test_a_judge_whose_context_holds_the_prompts_brings_no_warning(demo_assets, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from adaptergate.cli import main
+
+    monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
+    judge_dir = tmp_path / "long-context-judge"
+    shutil.copytree(demo_assets.base_dir, judge_dir)
+    config = json.loads((judge_dir / "config.json").read_text())
+    config["max_position_embeddings"] = 4096  # RoPE: same weights, a declared window that fits
+    (judge_dir / "config.json").write_text(json.dumps(config))
+    argv = _gate_argv(demo_assets, tmp_path / "cache", "--judge-model", str(judge_dir))
+    argv[argv.index("--sample") + 1] = "20"
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    d = json.loads(out)
+    info = d["evaluation"]["judge"]
+    assert info["judged"] > 0 and info["cached"] == 0  # the judge really ran
+    assert info["context"] == 4096 and info["over_context"] == 0
+    assert not [w for w in d["warnings"] if w["code"] == "judge-over-context"]
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ from adaptergate.manifest import (
     TenantEntry,
     Verified,
     diff_manifests,
+    hub_adapter_dir,
     load_manifest,
     parse_manifest,
     raise_problems,
@@ -90,9 +91,22 @@ def _sha256(path: Path) -> str | None:
 def _baseline_dir(
     entry: TenantEntry, tenant: str, root: Path, repo: GitRepo | None, ref: str | None, workdir: Path,
 ) -> Path:
-    """The base ref's adapter: in the working tree when its bytes are still there, else from git."""
-    assert entry.adapter.path is not None
-    here = resolve(root, entry.adapter.path)
+    """The base ref's adapter: in the working tree when its bytes are still there, else from git
+    (a Hub adapter: its pinned revision, from the Hub cache or downloaded)."""
+    a = entry.adapter
+    if a.hf_repo is not None:
+        assert a.revision is not None
+        snap, why = hub_adapter_dir(a.hf_repo, a.revision)
+        if snap is None:
+            raise InvalidInputError(f"tenant {tenant}: baseline adapter {a.version} ({a.location}): {why}")
+        got = _sha256(snap / "adapter_model.safetensors")
+        if got != a.sha256:
+            raise InvalidInputError(
+                f"tenant {tenant}: baseline adapter {a.version} ({a.location}): sha256 {got}, expected {a.sha256}"
+            )
+        return snap
+    assert a.path is not None
+    here = resolve(root, a.path)
     assert here is not None
     if _sha256(here / "adapter_model.safetensors") == entry.adapter.sha256:
         return here

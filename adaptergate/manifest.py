@@ -28,7 +28,9 @@ Schema for editors (committed as ``schemas/manifest.schema.json``).
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -487,6 +489,49 @@ def resolve(root: Path, value: str | None) -> Path | None:
     return p if p.is_absolute() else root / p
 
 
+def hub_snapshot(hub_cache: Path, repo: str, revision: str) -> Path:
+    """Where ``huggingface-cli download REPO --revision REV`` puts that revision."""
+    return hub_cache / f"models--{repo.replace('/', '--')}" / "snapshots" / revision
+
+
+def default_hub_cache(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser()
+    home = Path(env["HF_HOME"]).expanduser() if env.get("HF_HOME") else Path(
+        env.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "huggingface"
+    return home / "hub"
+
+
+HUB_ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors", "adapter_card.json"]
+
+
+def hub_adapter_dir(repo: str, revision: str, hub_cache: Path | None = None) -> tuple[Path | None, str]:
+    """A Hub adapter at its pinned revision, on disk: ``(directory, "")`` or ``(None, why not)``.
+
+    Taken from the Hub cache when that revision is there; otherwise downloaded
+    into it (only the adapter's files), unless ``HF_HUB_OFFLINE`` is set.
+    """
+    cache = hub_cache if hub_cache is not None else default_hub_cache()
+    snap = hub_snapshot(cache, repo, revision)
+    if (snap / "adapter_model.safetensors").is_file():
+        return snap, ""
+    fetch = f"huggingface-cli download {repo} --revision {revision}"
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return None, f"not in the Hub cache {cache}, and HF_HUB_OFFLINE is set ({fetch})"
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None, f"not in the Hub cache {cache} ({fetch}, or pip install 'adaptergate[peft]' to download it)"
+    try:
+        where = snapshot_download(repo_id=repo, revision=revision, cache_dir=str(cache),
+                                  allow_patterns=HUB_ADAPTER_FILES)
+    except Exception as exc:  # noqa: BLE001 - any hub failure is one line in the problem list
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return None, f"cannot download it: {type(exc).__name__}: {first}"
+    return Path(where), ""
+
+
 def _declared_base_matches(declared: str, ref: BaseModelRef, base_dir: Path | None) -> bool:
     """Whether an adapter's declared base (adapter_config / card) names ``ref``."""
     d = declared.strip().rstrip("/")
@@ -541,11 +586,14 @@ def verify_change(change: TenantChange, root: Path, *, check_base_hash: bool = T
     # the bytes
     base_dir = resolve(root, head.base_model.path)
     out.base_dir = base_dir
-    if head.adapter.path is None:
-        probs.append(ManifestProblem(tenant, "adapter.path", "a local adapter directory to verify and gate",
-                             f"hf_repo {head.adapter.hf_repo} (download it and set path)"))
-        return out
-    adapter_dir = resolve(root, head.adapter.path)
+    if head.adapter.hf_repo is not None:
+        assert head.adapter.revision is not None
+        adapter_dir, why = hub_adapter_dir(head.adapter.hf_repo, head.adapter.revision)
+        if adapter_dir is None:
+            probs.append(ManifestProblem(tenant, "adapter.hf_repo", f"{head.adapter.location} on disk", why))
+            return out
+    else:
+        adapter_dir = resolve(root, head.adapter.path)
     assert adapter_dir is not None
     out.adapter_dir = adapter_dir
     weights = adapter_dir / "adapter_model.safetensors"

@@ -42,8 +42,10 @@ from adaptergate.manifest import (
     Rollback,
     TenantChange,
     TenantEntry,
+    default_hub_cache,
     diff_manifests,
     dump_manifest,
+    hub_snapshot,
     load_manifest,
     manifest_json_schema,
     parse_manifest,
@@ -408,20 +410,6 @@ class ExportedAdapter:
     def to_json(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "name": self.name, "path": self.path, "version": self.version,
                 "sha256": self.sha256, "rank": self.rank, "base_model": self.base_model}
-
-
-def hub_snapshot(hub_cache: Path, repo: str, revision: str) -> Path:
-    """Where ``huggingface-cli download REPO --revision REV`` puts that revision."""
-    return hub_cache / f"models--{repo.replace('/', '--')}" / "snapshots" / revision
-
-
-def default_hub_cache(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    if env.get("HF_HUB_CACHE"):
-        return Path(env["HF_HUB_CACHE"]).expanduser()
-    home = Path(env["HF_HOME"]).expanduser() if env.get("HF_HOME") else Path(
-        env.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "huggingface"
-    return home / "hub"
 
 
 def _config_rank(adapter_dir: Path) -> int | None:

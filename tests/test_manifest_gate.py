@@ -362,3 +362,64 @@ def test_a_judged_tenant_is_gated_by_its_local_judge(repo, tmp_path):
     assert d.judge is not None and [c.name for c in d.judge.criteria] == ["accuracy"]
     assert d.evaluation["metric"] == "judge" and d.evaluation["judge"]["backend"] == "model"
     assert d.evaluation["judge"]["judged"] > 0, d.evaluation
+
+
+# -------------------------------------------------------------- Hub adapters
+
+REV_GOOD, REV_BAD = "1" * 40, "2" * 40
+
+
+def _hub_commit(repo, version: str, rev: str, sha: str) -> str:
+    root = repo["root"]
+    manifest = json.loads(json.dumps(repo["manifest"]))
+    manifest["tenants"]["acme"]["adapter"] = {"version": version, "hf_repo": "org/acme-lora", "revision": rev,
+                                              "sha256": sha}
+    _write(root, manifest)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", f"acme {version} from the Hub")
+    return git(root, "rev-parse", "HEAD")
+
+
+def test_hub_adapters_are_gated_from_the_hub_cache_at_their_pinned_revisions(repo, demo_assets, tmp_path,
+                                                                            monkeypatch):
+    """Baseline and candidate given as hf_repo + revision: both come out of the Hub cache
+    (HF_HUB_OFFLINE: nothing is downloaded), are verified like local ones, and gated."""
+    from adaptergate.manifest import hub_snapshot
+
+    hub = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    good = _copy_adapter(demo_assets.baseline_adapter, hub_snapshot(hub, "org/acme-lora", REV_GOOD))
+    base = _hub_commit(repo, "1.2.0", REV_GOOD, good)
+    bad_dir = tmp_path / "bad"
+    bad = _copy_adapter(demo_assets.candidate_adapter, bad_dir)
+    _hub_commit(repo, "1.3.0", REV_BAD, bad)
+    manifest = repo["root"] / "adaptergate.yaml"
+
+    # the candidate's revision is not in the cache yet: one line, with the command that fetches it
+    with pytest.raises(InvalidInputError) as info:
+        plan_manifest_gate(manifest, base)
+    assert info.value.message == (
+        f"tenant acme: adapter.hf_repo: expected org/acme-lora@{REV_BAD} on disk, got not in the Hub cache"
+        f" {hub}, and HF_HUB_OFFLINE is set (huggingface-cli download org/acme-lora --revision {REV_BAD})"
+    )
+
+    snap = hub_snapshot(hub, "org/acme-lora", REV_BAD)
+    shutil.copytree(bad_dir, snap)
+    plan = plan_manifest_gate(manifest, base, cache_dir=tmp_path / "cache")
+    try:
+        (job,) = [p.job for p in plan.tenants if p.job is not None]
+        assert job.model.candidate_adapter == snap
+        assert job.model.baseline_adapter == hub_snapshot(hub, "org/acme-lora", REV_GOOD)
+        outcome = run_manifest_gate(plan)
+    finally:
+        plan.cleanup()
+    acme = {t.tenant: t for t in outcome.tenants}["acme"]
+    assert acme.error is None, acme.error
+    assert acme.status == "rejected" and acme.decision.driver_slice_tag == "intent=refund"
+
+    # weights in the cache that are not the pinned ones are refused like tampered local weights
+    (snap / "adapter_model.safetensors").write_bytes(b"not the weights")
+    with pytest.raises(InvalidInputError) as info:
+        plan_manifest_gate(manifest, base)
+    assert info.value.message.startswith(f"tenant acme: adapter.sha256: expected {bad}, got ")

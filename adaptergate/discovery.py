@@ -125,9 +125,8 @@ def _baseline_dir(
 def _job(tenant: str, base: TenantEntry, head: TenantEntry, root: Path, baseline_dir: Path,
          candidate_dir: Path, overrides: dict, audit_log: Path | None, replay_path: Path | None,
          cache_dir: Path | None) -> GateJob:
-    from adaptergate.model_scoring import ModelInputs
-
     from adaptergate.metrics import is_judge
+    from adaptergate.model_scoring import ModelInputs
 
     g = head.gate
     base_dir = resolve(root, head.base_model.path)

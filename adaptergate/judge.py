@@ -948,10 +948,10 @@ class LocalJudge:
             self.stats.seconds += time.perf_counter() - t0
 
     def close(self) -> None:
-        self.model = None
-        import gc
+        from adaptergate.runner import free_memory
 
-        gc.collect()
+        self.model = None
+        free_memory(self.device)
 
 
 def _context_length(model: Any) -> int | None:

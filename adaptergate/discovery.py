@@ -16,7 +16,6 @@ human review).
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -79,13 +78,10 @@ class ManifestPlan:
 
 
 def _sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The file's sha256, or None where there is no such file."""
+    from adaptergate.adapters import file_sha256
+
+    return file_sha256(path) if path.is_file() else None
 
 
 def _baseline_dir(

@@ -185,7 +185,6 @@ def score_with_adapters(
         base_path, {baseline_name: Path(inputs.baseline_adapter), candidate_name: Path(inputs.candidate_adapter)},
         settings,
     )
-    loaded = runner  # closed below, whatever happens (the shared base goes back clean)
     try:
         n = len(payloads)
         rows = todo_base + list(range(n))
@@ -227,7 +226,6 @@ def score_with_adapters(
             judged, base_scores, cand_scores = _judge(
                 inputs, settings, payloads, ids, prompts_all, golds, hashes, base_out, cand_out, runner, progress,
             )
-            runner = _RunnerInfo(runner)
         else:
             cand_scores = np.asarray(scores[off:], dtype=np.float64)
 
@@ -264,19 +262,11 @@ def score_with_adapters(
             mode=mode, cached_baseline=n - len(todo_base), info=info, judge=judged,
         )
     finally:
-        loaded.close()
+        runner.close()  # whatever happens: a shared base goes back clean
 
 
 JUDGE_DEFAULT_MAX_NEW_TOKENS = 256
 """``--metric judge`` without --max-new-tokens and without a gold answer on every query."""
-
-
-class _RunnerInfo:
-    """What the report needs of a runner that was released to make room for the judge."""
-
-    def __init__(self, runner: Any) -> None:
-        self.device = runner.device
-        self.stats = runner.stats
 
 
 def _judge(

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from adaptergate.errors import AdaptergateError, ExitCode, UsageError, exit_code_for
+from adaptergate.errors import AdaptergateError, ExitCode, InvalidInputError, UsageError, exit_code_for
+from adaptergate.trust import inert, register_secret, scrub
 
 __all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "RunnerContext", "env_name", "main"]
 
@@ -172,6 +173,19 @@ class RunnerContext:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.workspace / p
 
+    def path(self, value: str, what: str) -> Path:
+        """A path input, confined: one that names a place inside the workspace must stay there
+        once resolved (a symlink committed in the pull request cannot lead elsewhere); one the
+        workflow points outside the workspace is the workflow's own location."""
+        from adaptergate.trust import confine
+
+        p = self.resolve(value)
+        ws = self.workspace.resolve()
+        lexical = Path(os.path.normpath(p))
+        if lexical == ws or lexical.is_relative_to(ws) or lexical.is_relative_to(self.workspace):
+            return confine(p, ws, f"input '{what}'")
+        return p
+
     def relative(self, path: Path) -> str:
         """``path`` as the repository sees it (relative to the workspace when inside it)."""
         try:
@@ -259,19 +273,94 @@ class PublishSettings:
         return self.check_name.replace("{tenant}", tenant)
 
 
-def build_job(ctx: RunnerContext, inputs: Inputs):
-    """The gate job the inputs describe (paths resolved against the workspace)."""
+@dataclass
+class Built:
+    """A gate job and what the trusted side said about its inputs."""
+
+    job: Any
+    holdout_changed: bool = False
+    """The holdout was read from the base commit: its lines are not the checkout's."""
+
+
+def base_tree(ctx: RunnerContext, inputs: Inputs):
+    """The pull request's base commit (policy files are read from it); inactive outside a PR."""
+    from adaptergate.trust import BaseTree
+
+    commit = inputs.str("base-ref") or ctx.base_sha
+    if commit is None:
+        return BaseTree(root=ctx.workspace.resolve(), commit=None)
+    return BaseTree.open(ctx.workspace, commit)
+
+
+def _metric_module(spec: str | None) -> str | None:
+    """The module of a ``module:function`` metric (None for a built-in or the judge)."""
+    if not spec:
+        return None
+    from adaptergate.metrics import BUILTINS, JUDGE, parse_metric
+
+    name = parse_metric(spec).name
+    return None if name in BUILTINS or name == JUDGE else name.split(":", 1)[0]
+
+
+def trusted_code(inputs: Inputs, tree: Any) -> list[Any]:
+    """Restrict imports to the modules the workflow names (inputs scorer and metric), each
+    from a directory that holds only it, as the base commit has it. Returns the changes the
+    pull request made to them (the gate used the base versions)."""
+    from adaptergate.scoring import CodePolicy, restrict_code
+
+    roots: dict[str, Path | None] = {}
+    changes = []
+    scorer = inputs.str("scorer")
+    modules = [("scorer", scorer.split(":", 1)[0] if scorer and ":" in scorer else None),
+               ("metric", _metric_module(inputs.str("metric")))]
+    for what, module in modules:
+        if module is None:
+            continue
+        root, change = tree.pin_module(module, f"{what} module")
+        roots[module.split(".", 1)[0]] = root
+        if change is not None:
+            changes.append(change)
+    restrict_code(CodePolicy(roots=roots))
+    return changes
+
+
+def build_job(ctx: RunnerContext, inputs: Inputs, tree: Any = None) -> Built:
+    """The gate job the inputs describe (paths confined to the workspace; in a pull request the
+    holdout, settings file, baseline adapter, base model, judge criteria and judge model as the
+    base commit has them, every difference a policy change the report shows)."""
     from adaptergate.job import GateJob
     from adaptergate.model_scoring import ModelInputs
+    from adaptergate.models import PolicyReview
+
+    if tree is None:
+        tree = base_tree(ctx, inputs)
+    changes = trusted_code(inputs, tree)
 
     def path(name: str) -> Path | None:
         value = inputs.str(name)
-        return ctx.resolve(value) if value is not None else None
+        return ctx.path(value, name) if value is not None else None
 
+    def pinned(name: str, what: str, directory: bool = False) -> Path | None:
+        p = path(name)
+        if p is None:
+            return None
+        pin = tree.pin_dir(p, what) if directory else tree.pin_file(p, what)
+        if pin.change is not None:
+            changes.append(pin.change)
+        return pin.path
+
+    holdout_here = ctx.path(inputs.required("holdout"), "holdout")
+    holdout = tree.pin_file(holdout_here, "holdout")
+    if holdout.change is not None:
+        changes.append(holdout.change)
+    cache_dir = path("cache-dir")
+    if cache_dir is not None:
+        tree.refuse_tracked(cache_dir, "input 'cache-dir'")
     model = None
     base_model = inputs.str("base-model")
     if base_model is not None:
-        baseline_adapter, candidate_adapter = path("baseline-adapter"), path("candidate-adapter")
+        candidate_adapter = path("candidate-adapter")
+        baseline_adapter = pinned("baseline-adapter", "baseline adapter", directory=True)
         if baseline_adapter is None or candidate_adapter is None:
             raise UsageError("input 'base-model' needs 'baseline-adapter' and 'candidate-adapter'")
         local = ctx.resolve(base_model)
@@ -282,9 +371,14 @@ def build_job(ctx: RunnerContext, inputs: Inputs):
         if is_judge(metric):
             from adaptergate.judge import JudgeSettings
 
-            judge = JudgeSettings.from_options(**_judge_options(inputs, path))
+            judge = JudgeSettings.from_options(**_judge_options(inputs, path, pinned))
+        if local.exists():
+            base = tree.pin_dir(ctx.path(base_model, "base-model"), "base model")
+            if base.change is not None:
+                changes.append(base.change)
+            base_model = str(base.path)
         model = ModelInputs(
-            base_model=str(local) if local.exists() else base_model,
+            base_model=base_model,
             baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter, metric=metric,
             mode=inputs.choice("eval-mode", ("auto", "generate", "teacher-forced"), "auto") or "auto",
             max_new_tokens=inputs.int("max-new-tokens"), stop=tuple(inputs.lines("stop")),
@@ -292,12 +386,13 @@ def build_job(ctx: RunnerContext, inputs: Inputs):
             batch_size=inputs.int("batch-size") or 16,
             dtype=inputs.str("dtype"), device=inputs.str("device"), quantize=inputs.str("quantize"),
             allow_pickle=bool(inputs.bool("allow-pickle", False)), base_sha256=inputs.str("base-sha256"),
-            cache_dir=path("cache-dir"), judge=judge,
+            cache_dir=cache_dir, judge=judge,
         )
     sample_seed = inputs.str("sample-seed")
-    return GateJob(
+    job = GateJob(
         tenant=inputs.required("tenant"),
-        holdout_path=ctx.resolve(inputs.required("holdout")),
+        holdout_path=holdout.path,
+        holdout_label=str(holdout_here) if holdout.changed else None,
         candidate=inputs.str("candidate"),
         baseline=inputs.str("baseline"),
         scorer_spec=inputs.str("scorer"),
@@ -314,13 +409,15 @@ def build_job(ctx: RunnerContext, inputs: Inputs):
             "strict": inputs.bool("strict"),
             "pass_threshold": inputs.float("pass-threshold"),
         },
-        config_path=path("config"),
+        config_path=pinned("config", "settings file"),
         sample=inputs.int("sample"),
         sample_seed=sample_seed,
         repeats=inputs.int("repeats") or 1,
         audit_log=path("audit-log"),
         replay_path=path("replay-path"),
+        policy=PolicyReview(source=tree.label, changes=changes) if tree.active else None,
     )
+    return Built(job=job, holdout_changed=holdout.changed)
 
 
 def publish_settings(ctx: RunnerContext, inputs: Inputs) -> PublishSettings:
@@ -330,7 +427,7 @@ def publish_settings(ctx: RunnerContext, inputs: Inputs) -> PublishSettings:
         comment=inputs.choice("comment", ("on", "off", "on-failure"), "on") or "on",
         check_run=bool(inputs.bool("check-run", True)),
         check_name=inputs.str("check-name") or "adaptergate / {tenant}",
-        report_dir=ctx.resolve(inputs.str("report-dir", "adaptergate-report") or "adaptergate-report"),
+        report_dir=ctx.path(inputs.str("report-dir", "adaptergate-report") or "adaptergate-report", "report-dir"),
         show_failures=5 if show is None else max(0, show),
         recipes=_recipes_path(ctx, inputs),
     )
@@ -340,7 +437,7 @@ def _recipes_path(ctx: RunnerContext, inputs: Inputs) -> Path | None:
     value = inputs.str("recipes")
     if value is None:
         return None
-    path = ctx.resolve(value)
+    path = ctx.path(value, "recipes")
     if not path.is_file():
         raise UsageError(f"input 'recipes': {value} is not a file (create one with 'adaptergate recipes seed')")
     return path
@@ -360,30 +457,40 @@ def _escape_property(value: str) -> str:
 
 
 def command(name: str, message: str = "", **properties: Any) -> str:
-    """One workflow command line (``::error file=…,line=…::message``), escaped."""
+    """One workflow command line (``::error file=…,line=…::message``), escaped and inert:
+    control characters (ANSI, OSC, bidi overrides) are shown, never obeyed, and a newline
+    cannot end the command and start another."""
     props = ",".join(
-        f"{k}={_escape_property(str(v))}" for k, v in properties.items() if v is not None and v != ""
+        f"{k}={_escape_property(inert(str(v)))}" for k, v in properties.items() if v is not None and v != ""
     )
-    return f"::{name}{' ' + props if props else ''}::{_escape_data(message)}"
+    return f"::{name}{' ' + props if props else ''}::{_escape_data(inert(message, keep_newlines=True))}"
 
 
 class Log:
     """The step log. User text is printed between ``::stop-commands::`` markers so a
-    query that reads ``::add-mask::`` or ``::error::`` is shown, not obeyed."""
+    query that reads ``::add-mask::`` or ``::error::`` is shown, not obeyed; its control
+    characters are made visible; registered secrets never appear (:func:`scrub`)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
     def line(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
+        self.stream.write(scrub(text) + "\n")
         self.stream.flush()
 
     def cmd(self, name: str, message: str = "", **properties: Any) -> None:
         self.line(command(name, message, **properties))
 
+    def mask(self, secret: str | None) -> None:
+        """Register a secret: the runner masks it in the log, :func:`scrub` everywhere else."""
+        if secret and secret.strip():
+            self.stream.write(command("add-mask", secret.strip()) + "\n")
+            register_secret(secret)
+
     def untrusted(self, text: str) -> None:
         token = secrets.token_hex(16)
         self.line(f"::stop-commands::{token}")
+        text = scrub(inert(text, keep_newlines=True))
         self.stream.write(text if text.endswith("\n") else text + "\n")
         self.line(f"::{token}::")
 
@@ -429,7 +536,7 @@ def write_summary(path: Path | None, text: str, log: Log) -> None:
     pointer = "_… the report is longer than GitHub's 1 MiB step-summary limit: the full report is" \
               " `report.md` in the report directory (upload it as an artifact)._"
     with path.open("a", encoding="utf-8") as f:
-        f.write(cap_utf8(text, STEP_SUMMARY_LIMIT - 1024, pointer))
+        f.write(cap_utf8(scrub(text), STEP_SUMMARY_LIMIT - 1024, pointer))
         f.write("\n")
 
 
@@ -459,16 +566,22 @@ def _failures(decision: Any) -> Iterator[tuple[dict[str, Any], str]]:
         yield row, msg
 
 
-def log_annotations(decision: Any, holdout_rel: str, log: Log, limit: int = LOG_ANNOTATIONS) -> int:
-    """``::error``/``::warning`` lines on the failing queries' lines of the holdout file."""
+def log_annotations(decision: Any, holdout_rel: str | None, log: Log, limit: int = LOG_ANNOTATIONS) -> int:
+    """``::error``/``::warning`` lines on the failing queries' lines of the holdout file
+    (``holdout_rel`` None: not on lines, which are not the checkout's)."""
     level = "error" if not decision.accepted else "warning"
     shown = list(itertools.islice(_failures(decision), limit))
     for row, message in shown:
-        log.cmd(level, message, file=holdout_rel, line=row.get("line"), title=f"adaptergate / {decision.tenant_id}")
+        log.cmd(level, message, file=holdout_rel, line=row.get("line") if holdout_rel else None,
+                title=f"adaptergate / {decision.tenant_id}")
     return len(shown)
 
 
-def check_annotations(decision: Any, holdout_rel: str, limit: int = CHECK_ANNOTATIONS_MAX) -> list[dict[str, Any]]:
+def check_annotations(
+    decision: Any, holdout_rel: str | None, limit: int = CHECK_ANNOTATIONS_MAX,
+) -> list[dict[str, Any]]:
+    if holdout_rel is None:
+        return []
     level = "failure" if not decision.accepted else "warning"
     out = []
     for row, message in _failures(decision):
@@ -477,11 +590,12 @@ def check_annotations(decision: Any, holdout_rel: str, limit: int = CHECK_ANNOTA
             continue
         ann: dict[str, Any] = {
             "path": holdout_rel, "start_line": line, "end_line": line, "annotation_level": level,
-            "title": f"Regressed query {row['query_id']}"[:255], "message": message[:64_000],
+            "title": inert(f"Regressed query {row['query_id']}")[:255],
+            "message": scrub(inert(message, keep_newlines=True))[:64_000],
         }
         b, c = row.get("baseline_output"), row.get("candidate_output")
         if b is not None or c is not None:
-            ann["raw_details"] = f"baseline:  {b}\ncandidate: {c}"[:64_000]
+            ann["raw_details"] = scrub(inert(f"baseline:  {b}\ncandidate: {c}", keep_newlines=True))[:64_000]
         out.append(ann)
         if len(out) == limit:
             break
@@ -494,13 +608,22 @@ def check_annotations(decision: Any, holdout_rel: str, limit: int = CHECK_ANNOTA
 
 
 def check_conclusion(decision: Any) -> str:
-    """success / failure; neutral when INCONCLUSIVE was accepted by policy."""
+    """success / failure; neutral when INCONCLUSIVE was accepted by policy; action_required
+    when a passing candidate needs a human review (approval bands, or a pull request that
+    changes its own gate policy)."""
     if not decision.accepted:
         return "failure"
+    if decision.approval == "review":
+        return "action_required"
     return "neutral" if decision.verdict == "INCONCLUSIVE" else "success"
 
 
 def check_title(decision: Any) -> str:
+    if decision.accepted and decision.approval == "review":
+        policy = decision.policy
+        why = "this pull request changes its own gate policy" if policy is not None and policy.needs_review \
+            else "the score is between the floor and the auto-approve threshold"
+        return inert(f"NEEDS REVIEW: {why} (Δ={decision.delta:+.3f} over {decision.holdout_size} queries)")[:255]
     head = "ACCEPTED" if decision.accepted else "REJECTED"
     if decision.verdict and decision.verdict not in ("ACCEPTED", "REJECTED"):
         head += f" · {decision.verdict}"
@@ -508,7 +631,7 @@ def check_title(decision: Any) -> str:
     driver = decision.driver_slice
     if driver is not None and not decision.accepted:
         title += f", driver {driver.slice_tag}"
-    return title
+    return inert(title)[:255]
 
 
 def _pointer(ctx: RunnerContext, where: str) -> str:
@@ -539,7 +662,7 @@ def write_reports(
         "junit": render(decision, "junit", show_failures=show_failures).encode("utf-8"),
     }
     for key, path in files.items():
-        atomic_write(path, [contents[key]], locked=True)
+        atomic_write(path, [scrub(contents[key].decode("utf-8")).encode("utf-8")], locked=True)
     return files
 
 
@@ -603,7 +726,7 @@ def _post_comment(
 
     pr = ctx.pull_request
     assert pr is not None
-    body = truncate_markdown(body, COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
+    body = truncate_markdown(scrub(body), COMMENT_BODY_LIMIT - 100, _pointer(ctx, "This comment"))
     try:
         result = publisher.upsert_comment(pr["number"], body, marker=marker, create=create)
     except PublishError as exc:
@@ -625,10 +748,10 @@ def _post_check(
     """
     from adaptergate.github import CHECK_TEXT_LIMIT, PublishError, truncate_markdown
 
-    summary = truncate_markdown(summary, CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
+    summary = truncate_markdown(scrub(summary), CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
     try:
         result = publisher.finish_check_run(
-            name=name, head_sha=ctx.head_sha, conclusion=conclusion, title=title, summary=summary,
+            name=name, head_sha=ctx.head_sha, conclusion=conclusion, title=scrub(inert(title))[:255], summary=summary,
             annotations=annotations, run=run, details_url=ctx.run_url, external_id=external_id,
         )
     except PublishError as exc:
@@ -656,9 +779,12 @@ def publish_decision(
             create=settings.comment == "on" or not decision.accepted,
         )
     if settings.check_run and ctx.head_sha:
+        conclusion = check_conclusion(decision)
+        if conclusion == "action_required" and not ctx.run_url:
+            conclusion = "neutral"  # GitHub wants a details_url with action_required
         out.check_run_url, _ = _post_check(
             ctx, publisher, log, name=settings.check_name_for(decision.tenant_id),
-            conclusion=check_conclusion(decision), title=check_title(decision),
+            conclusion=conclusion, title=check_title(decision),
             summary=render(decision, "markdown", show_failures=settings.show_failures, target="check-run",
                            links=links, recommendations=recommendations),
             annotations=check_annotations(decision, holdout_rel), external_id=decision.tenant_id, run=check_run,
@@ -730,9 +856,19 @@ class _Run:
     publisher: Any = None
     check_run: Any = None
     tenant: str = "manifest"
+    tree: Any = None
+    """The pull request's base commit (its copies of files are removed once the gate ran)."""
 
 
 Steps = list[tuple[str, Callable[[], None]]]
+
+
+def _secrets(env: Mapping[str, str], inputs: Inputs) -> list[str]:
+    """Every secret value this run holds: the GitHub token and the judge's API key."""
+    values = [inputs.str("github-token") or ""]
+    key_env = inputs.str("judge-api-key-env") or "OPENAI_API_KEY"
+    values.append(env.get(key_env, ""))
+    return [v for v in values if v.strip()]
 
 
 def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None) -> int:
@@ -742,56 +878,82 @@ def main(env: Mapping[str, str] | None = None, stdout: TextIO | None = None) -> 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=log.stream)
     # PyGithub logs each retried request; our own warnings say what matters.
     logging.getLogger("github").setLevel(logging.ERROR)
-    ctx = RunnerContext.from_env(env)
     inputs = Inputs(env)
-    token = inputs.str("github-token")
-    if token:
-        log.cmd("add-mask", token)
-    run = _Run(ctx=ctx, inputs=inputs, log=log, outputs={name: "" for name in OUTPUT_NAMES})
+    for secret in _secrets(env, inputs):
+        log.mask(secret)
     started = time.monotonic()
-    # The scorer module lives in the user's repository.
-    if str(ctx.workspace) not in sys.path:
-        sys.path.insert(0, str(ctx.workspace))
+    # The workspace is never put on sys.path: it is content under review. Modules the
+    # workflow names (scorer, metric) are imported alone, from the trusted side (trusted_code).
+    run = _Run(ctx=RunnerContext(env=env, workspace=Path(env.get("GITHUB_WORKSPACE") or os.getcwd())),
+               inputs=inputs, log=log, outputs={name: "" for name in OUTPUT_NAMES})
     try:
+        run.ctx = ctx = RunnerContext.from_env(env)
         code, steps = _manifest_mode(run) if inputs.str("manifest") else _single_mode(run)
     except BaseException as exc:  # noqa: BLE001 - the one place the action turns errors into codes
         if isinstance(exc, KeyboardInterrupt):
             raise
         return _failed(run, exc)
+    finally:
+        if run.tree is not None:
+            run.tree.cleanup()
     # From here on the verdict is settled: nothing below may change the exit code.
     steps.append(("write the step outputs", lambda: write_outputs(ctx.output_file, run.outputs, log)))
+    _settled(run, steps)
+    verdict = f"{run.outputs['decision']} ({run.outputs['verdict']})" if run.outputs["decision"] else "could not decide"
+    log.line(f"adaptergate: {verdict} in {time.monotonic() - started:.1f} s; exit {code}")
+    return code
+
+
+def _settled(run: _Run, steps: Steps) -> None:
+    """Run the reporting steps of a settled run: each failure is a warning, never a new exit code."""
     for what, step in steps:
         try:
             step()
         except Exception as exc:  # noqa: BLE001 - reporting must not change the verdict
-            log.cmd("warning", f"could not {what}: {type(exc).__name__}: {exc}. The verdict stands (exit code).")
-            if ctx.debug:
-                log.untrusted(traceback.format_exc())
-    log.line(f"adaptergate: {run.outputs['decision']} ({run.outputs['verdict']}) in"
-             f" {time.monotonic() - started:.1f} s; exit {code}")
-    return code
+            try:
+                run.log.cmd("warning", f"could not {what}: {type(exc).__name__}: {exc}."
+                                       " The verdict stands (exit code).")
+                if run.ctx.debug:
+                    run.log.untrusted(traceback.format_exc())
+            except Exception:  # noqa: BLE001 - not even the log may change the exit code
+                pass
 
 
 def _failed(run: _Run, exc: BaseException) -> int:
-    """Invalid input (2) or a failed evaluation (3): said in the log, the summary and the check run."""
+    """Invalid input (2) or a failed evaluation (3): said in the log, the summary and the check run.
+
+    Nothing here may raise: an unwritable GITHUB_OUTPUT or a GitHub outage is a warning,
+    and the exit code stays 2 or 3."""
     ctx, log, outputs = run.ctx, run.log, run.outputs
     code = int(exit_code_for(exc))
     message = exc.message if isinstance(exc, AdaptergateError) else f"internal error: {type(exc).__name__}: {exc}"
     details = getattr(exc, "details", None) or []
-    log.cmd("error", message + "".join(f"\n  {d}" for d in details[:10]), title="adaptergate")
-    if ctx.debug:
-        log.untrusted(getattr(exc, "traceback_text", None) or traceback.format_exc())
     outputs["exit-code"] = str(code)
-    outputs["check-run-url"] = _publish_error(
-        ctx, run.settings, run.publisher, run.check_run, message, code, log, run.tenant
-    )
-    write_outputs(ctx.output_file, outputs, log)
-    write_summary(
-        ctx.summary_file,
-        f"## ❌ adaptergate could not decide (exit {code})\n\n"
-        + _md_line(message) + "".join(f"\n- {_md_line(d)}" for d in details[:20]) + "\n",
-        log,
-    )
+
+    def annotate() -> None:
+        log.cmd("error", message + "".join(f"\n  {d}" for d in details[:10]), title="adaptergate")
+        if ctx.debug:
+            log.untrusted(getattr(exc, "traceback_text", None) or traceback.format_exc())
+
+    def check_run() -> None:
+        outputs["check-run-url"] = _publish_error(
+            ctx, run.settings, run.publisher, run.check_run, message, code, log, run.tenant
+        )
+
+    def summary() -> None:
+        write_summary(
+            ctx.summary_file,
+            f"## ❌ adaptergate could not decide (exit {code})\n\n"
+            + _md_line(message) + "".join(f"\n- {_md_line(d)}" for d in details[:20]) + "\n",
+            log,
+        )
+
+    _settled(run, [
+        ("report the error", annotate),
+        ("complete the check run", check_run),
+        ("write the step outputs", lambda: write_outputs(ctx.output_file, outputs, log)),
+        ("write the step summary", summary),
+    ])
     return code
 
 
@@ -803,7 +965,11 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
     # The check run goes up first (in progress while adapters are evaluated),
     # so even invalid input is reported on the pull request.
     run.publisher, run.check_run = _start_publishing(ctx, settings, run.tenant, log)
-    job = build_job(ctx, inputs)
+    run.tree = base_tree(ctx, inputs)
+    built = build_job(ctx, inputs, run.tree)
+    job = built.job
+    if job.policy is not None and job.policy.needs_review:
+        log.cmd("warning", job.policy.headline(job.tenant), title="adaptergate")
     decision = _gate(job, log)
 
     code = int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED)
@@ -811,7 +977,8 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
 
     recs = recommendations_from_file(decision, settings.recipes)
     outputs = run.outputs
-    holdout_rel = ctx.relative(job.holdout_path)
+    # annotations point at lines of the checkout's holdout: not when the base's version was read
+    holdout_rel = None if built.holdout_changed else ctx.relative(job.holdout_path)
     links = {"run": ctx.run_url} if ctx.run_url else None
     driver = decision.driver_slice
     outputs.update({
@@ -820,6 +987,7 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
         "delta": f"{decision.delta:.6f}",
         "driver-slice": driver.slice_tag if driver is not None else "",
         "exit-code": str(code),
+        "approval": decision.approval or "",
     })
 
     def files() -> None:
@@ -849,17 +1017,25 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
                   ("annotate the failing queries", annotations), ("publish on GitHub", publish)]
 
 
-def _judge_options(inputs: Inputs, path: Callable[[str], Path | None]) -> dict[str, Any]:
-    """The judge-* inputs that were given, as :meth:`JudgeSettings.from_options` arguments."""
+def _judge_options(
+    inputs: Inputs, path: Callable[[str], Path | None],
+    pinned: Callable[..., Path | None] | None = None,
+) -> dict[str, Any]:
+    """The judge-* inputs that were given, as :meth:`JudgeSettings.from_options` arguments
+    (``pinned``: criteria and judge model as the pull request's base commit has them)."""
+    pin = pinned or (lambda name, what, directory=False: path(name))
     options = {
-        "criteria": path("judge-criteria"), "model": path("judge-model"), "url": inputs.str("judge-url"),
-        "name": inputs.str("judge-name"), "api_key_env": inputs.str("judge-api-key-env"),
+        "criteria": pin("judge-criteria", "judge criteria"), "model": pin("judge-model", "judge model", True),
+        "url": inputs.str("judge-url"), "name": inputs.str("judge-name"),
+        "api_key_env": inputs.str("judge-api-key-env"),
         "pairwise": inputs.bool("judge-pairwise"), "retries": inputs.int("judge-retries"),
     }
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _manifest_overrides(inputs: Inputs, path: Callable[[str], Path | None]) -> dict[str, Any]:
+def _manifest_overrides(
+    inputs: Inputs, path: Callable[[str], Path | None], pinned: Callable[..., Path | None] | None = None,
+) -> dict[str, Any]:
     """Settings given explicitly as inputs; they win over the manifest's gate settings.
 
     Inputs whose action.yml default is not empty (metric, eval-mode) cannot be
@@ -878,7 +1054,7 @@ def _manifest_overrides(inputs: Inputs, path: Callable[[str], Path | None]) -> d
         "dtype": inputs.str("dtype"),
         "device": inputs.str("device"),
         "quantize": inputs.str("quantize"),
-        "judge": _judge_options(inputs, path),  # for tenants whose metric is judge; wins over gate.judge
+        "judge": _judge_options(inputs, path, pinned),  # for tenants whose metric is judge; wins over gate.judge
     }
 
 
@@ -890,7 +1066,6 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
     from adaptergate.rendering import render_manifest
 
     ctx, inputs, log = run.ctx, run.inputs, run.log
-    manifest = ctx.resolve(inputs.required("manifest"))
     run.settings = settings = publish_settings(ctx, inputs)
     base_ref = inputs.str("base-ref") or ctx.base_sha
     if base_ref is None and ctx.env.get("GITHUB_BASE_REF"):
@@ -901,17 +1076,38 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
         )
     run.publisher, _ = _start_publishing(ctx, settings, None, log)
     only = inputs.str("tenant")
+    manifest = ctx.path(inputs.required("manifest"), "manifest")
+    from adaptergate.discovery import WorkflowRules
+    from adaptergate.trust import BaseTree
+
+    run.tree = tree = BaseTree.open(ctx.workspace, base_ref)
+    code_changes = trusted_code(inputs, tree)
 
     def path(name: str) -> Path | None:
         value = inputs.str(name)
-        return ctx.resolve(value) if value is not None else None
+        return ctx.path(value, name) if value is not None else None
 
+    def pinned(name: str, what: str, directory: bool = False) -> Path | None:
+        p = path(name)
+        if p is None:
+            return None
+        pin = tree.pin_dir(p, what) if directory else tree.pin_file(p, what)
+        if pin.change is not None:
+            code_changes.append(pin.change)
+        return pin.path
+
+    cache_dir = path("cache-dir")
+    if cache_dir is not None:
+        tree.refuse_tracked(cache_dir, "input 'cache-dir'")
     plan = plan_manifest_gate(
-        manifest, base_ref, tenants=[only] if only else None, overrides=_manifest_overrides(inputs, path),
-        audit_log=path("audit-log"), replay_path=path("replay-path"), cache_dir=path("cache-dir"),
+        manifest, base_ref, tenants=[only] if only else None,
+        overrides=_manifest_overrides(inputs, path, pinned), audit_log=path("audit-log"),
+        replay_path=path("replay-path"), cache_dir=cache_dir, rules=WorkflowRules(judge_from_workflow=True),
     )
     try:
-        log.line(f"::group::{ctx.relative(manifest)} against {base_ref}")
+        if code_changes:
+            plan.add_changes(code_changes)
+        log.cmd("group", f"{ctx.relative(manifest)} against {base_ref}")
         log.untrusted("\n".join(
             f"{p.change.tenant}: {p.change.kind}" + (f" — {p.note}" if p.note else "") for p in plan.tenants
         ) or "no tenants")
@@ -966,10 +1162,13 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
         ), log)
 
     def annotations() -> None:
+        for t in gated:
+            if t.status == "error":
+                log.cmd("error", f"tenant {t.tenant}: {t.error}", title=f"adaptergate / {t.tenant}")
         budget = LOG_ANNOTATIONS
         for t in rejected:
             if t.decision is not None and budget > 0:
-                budget -= log_annotations(t.decision, ctx.relative(Path(t.decision.holdout_path or "")), log, budget)
+                budget -= log_annotations(t.decision, _holdout_rel(ctx, outcome, t), log, budget)
 
     def publish() -> None:
         _publish_manifest(run, outcome, name, links)
@@ -1007,7 +1206,7 @@ def _publish_manifest(run: _Run, outcome: Any, name: str, links: dict[str, str] 
             title = f"NEEDS REVIEW: {t.note}"[:255] if t.status == "review" else check_title(d)
             summary = render(d, "markdown", show_failures=settings.show_failures, target="check-run", links=links,
                              recommendations=recommendations_from_file(d, settings.recipes))
-            annotations = check_annotations(d, ctx.relative(Path(d.holdout_path or "")))
+            annotations = check_annotations(d, _holdout_rel(run.ctx, outcome, t))
         else:
             title = {"review": "NEEDS REVIEW", "error": "could not decide"}.get(t.status, t.status)
             title = f"{title}: {t.error or t.note}"[:255]
@@ -1022,6 +1221,15 @@ def _publish_manifest(run: _Run, outcome: Any, name: str, links: dict[str, str] 
         if error is not None and error.read_only:
             break
     run.outputs["check-run-url"] = "\n".join(urls)
+
+
+def _holdout_rel(ctx: RunnerContext, outcome: Any, t: Any) -> str | None:
+    """The tenant's holdout as the repository names it; None when the gate read the base
+    commit's version (its lines are not the checkout's, so nothing is annotated on them)."""
+    plan = next((p for p in outcome.plan.tenants if p.change.tenant == t.tenant), None)
+    if plan is not None and plan.holdout_changed:
+        return None
+    return ctx.relative(Path(t.decision.holdout_path or ""))
 
 
 def _md_line(text: str) -> str:
@@ -1039,7 +1247,7 @@ def _gate(job: Any, log: Log) -> Any:
     from adaptergate.job import run_job
     from adaptergate.rendering import print_human
 
-    log.line(f"::group::adaptergate gate: tenant {job.tenant}")
+    log.cmd("group", f"adaptergate gate: tenant {job.tenant}")
     try:
         decision = run_job(job)
     finally:

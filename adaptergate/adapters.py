@@ -14,6 +14,17 @@ whose message is one line naming the adapter, the module and the shapes; when
 an adapter has several problems the first is the message and ``details`` lists
 them all.
 
+Adapters, their configs and sometimes the base model arrive in the pull
+request under review, so every read here is bounded: the safetensors header
+length (:data:`_MAX_HEADER`, the safetensors library's own cap), the size of
+a JSON file (:data:`MAX_ADAPTER_CONFIG_BYTES`, :data:`MAX_BASE_JSON_BYTES`),
+the nesting of JSON (:data:`adaptergate.trust.MAX_JSON_DEPTH`), the number of entries of
+``target_modules``, ``modules_to_save``, ``rank_pattern`` and
+``alpha_pattern`` (:data:`MAX_CONFIG_ENTRIES`) and the length of each name in
+them (:data:`MAX_NAME_CHARS`, :data:`MAX_REGEX_CHARS` for a
+``target_modules`` regex). Crossing a bound is one exit-2 line naming the
+file, like any other invalid input.
+
 Public API: :func:`read_safetensors_header`, :func:`inspect_base`,
 :func:`validate_adapter`, :func:`check_base_hash`, :func:`file_sha256`.
 """
@@ -32,10 +43,16 @@ from pathlib import Path
 from typing import Any
 
 from adaptergate.errors import InvalidInputError
+from adaptergate.trust import json_loads_bounded
 
 __all__ = [
     "AdapterInfo",
     "BaseInfo",
+    "MAX_ADAPTER_CONFIG_BYTES",
+    "MAX_BASE_JSON_BYTES",
+    "MAX_CONFIG_ENTRIES",
+    "MAX_NAME_CHARS",
+    "MAX_REGEX_CHARS",
     "TensorInfo",
     "check_base_hash",
     "file_sha256",
@@ -46,6 +63,28 @@ __all__ = [
 
 _CHUNK = 1 << 20
 _MAX_HEADER = 100_000_000  # the safetensors library refuses larger headers too
+
+MAX_ADAPTER_CONFIG_BYTES = 4 << 20
+"""Largest ``adapter_config.json`` read (4 MiB; PEFT writes a few KB, a
+per-module ``rank_pattern`` for a 70B model some 50 KB)."""
+
+MAX_BASE_JSON_BYTES = 64 << 20
+"""Largest ``config.json`` or ``model.safetensors.index.json`` of a base model
+read (64 MiB; the index of a model with 100,000 tensors is about 10 MB)."""
+
+MAX_CONFIG_ENTRIES = 4096
+"""Most entries in ``target_modules``, ``modules_to_save``, ``rank_pattern``
+or ``alpha_pattern`` (PEFT matches every module of the model against each of
+them when it loads the adapter: real configs hold a few names, or one entry per
+adapted module, a few hundred)."""
+
+MAX_NAME_CHARS = 1024
+"""Longest module name or pattern key in those lists and maps."""
+
+MAX_REGEX_CHARS = 65536
+"""Longest ``target_modules`` given as one regex string (tools that list every
+module as an alternation write a few KB)."""
+
 _PEFT_PREFIX = "base_model.model."
 
 # Bits per element of the safetensors dtypes (sub-byte float formats included).
@@ -90,6 +129,17 @@ def _shape(shape: Iterable[int]) -> str:
 
 def _natural(s: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _brief(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error line shows what it got, not 4 MB."""
+    if isinstance(value, (list, dict)) and len(value) > 64:  # never repr a huge container
+        return f"a {'list' if isinstance(value, list) else 'map'} of {len(value):,} entries"
+    return _cut(repr(value), limit)
 
 
 def _pickle_refusal(file: Path, where: Path) -> str:
@@ -146,6 +196,10 @@ def read_safetensors_header(path: Path) -> dict[str, TensorInfo]:
         raise _fail(f"safetensors file {path} is truncated: header cut short")
     try:
         header = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise _fail(f"{bad}: the header is nested too deeply to parse") from None
+    except MemoryError:
+        raise _fail(f"{bad}: the header ({n} bytes) is too large to parse") from None
     except (UnicodeDecodeError, ValueError):
         raise _fail(f"{bad}: the header is not JSON") from None
     if not isinstance(header, dict):
@@ -218,17 +272,23 @@ def _normalise_sha(value: str, what: str) -> str:
     return v
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def _read_json(path: Path, what: str, max_bytes: int = MAX_BASE_JSON_BYTES) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise _fail(f"{what}: {path} is larger than the {max_bytes:,}-byte cap")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise _fail(f"{what}: {path.name} not found in {path.parent}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(f"{what}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        data = json.loads(text)
+        data = json_loads_bounded(text)
     except json.JSONDecodeError as exc:
         raise _fail(f"{what}: {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    except ValueError as exc:
+        raise _fail(f"{what}: {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _fail(f"{what}: {path} is not a JSON object")
     return data
@@ -521,12 +581,38 @@ def _pos_int(value: Any) -> bool:
     return type(value) is int and value > 0
 
 
-def _rank_for(module: str, r: int, rank_pattern: Mapping[str, int]) -> tuple[int, str]:
-    """PEFT's ``get_pattern_key``: the first pattern that matches the module path's end."""
-    for key, rank in rank_pattern.items():
-        if re.match(rf"(.*\.)?({key})$", module):
+def _rank_for(
+    module: str, r: int, patterns: list[tuple[str, re.Pattern[str], int]]
+) -> tuple[int, str]:
+    """PEFT's ``get_pattern_key``: the first pattern that matches the module path's end.
+
+    ``patterns``: ``(key, re.compile(rf"(.*\\.)?({key})$"), rank)`` in
+    ``rank_pattern`` order, compiled once by :func:`_parse_config` (``re``'s
+    cache holds 512 patterns: a longer ``rank_pattern`` recompiled every key
+    for every module).
+    """
+    for key, pattern, rank in patterns:
+        if pattern.match(module):
             return rank, f"rank_pattern {key!r}"
     return r, "adapter_config.json r"
+
+
+def _check_names(cfg: Mapping[str, Any], field_name: str, what: str) -> None:
+    """Bound a list of names or a map keyed by names (``target_modules``, ``rank_pattern``, ...)."""
+    value = cfg.get(field_name)
+    if not isinstance(value, (list, dict)):
+        return
+    if len(value) > MAX_CONFIG_ENTRIES:
+        raise _fail(
+            f"{what}: adapter_config.json {field_name} has {len(value):,} entries, over the "
+            f"{MAX_CONFIG_ENTRIES:,}-entry cap"
+        )
+    for name in value:
+        if isinstance(name, str) and len(name) > MAX_NAME_CHARS:
+            raise _fail(
+                f"{what}: adapter_config.json {field_name} has a name of {len(name):,} characters "
+                f"({_brief(name, 40)}), over the {MAX_NAME_CHARS:,}-character cap"
+            )
 
 
 def _parse_config(cfg: dict[str, Any], what: str) -> dict[str, Any]:
@@ -535,27 +621,36 @@ def _parse_config(cfg: dict[str, Any], what: str) -> dict[str, Any]:
         raise _fail(f"{what}: adapter_config.json has no peft_type")
     if peft_type.upper() != "LORA":
         raise _fail(
-            f"{what}: peft_type {peft_type} is not supported: adaptergate validates LoRA "
+            f"{what}: peft_type {_cut(peft_type)} is not supported: adaptergate validates LoRA "
             "adapters (peft_type LORA) only"
         )
     task_type = cfg.get("task_type")
     if task_type is not None and task_type != "CAUSAL_LM":
         raise _fail(
-            f"{what}: task_type {task_type} is not supported: adaptergate evaluates causal "
+            f"{what}: task_type {_cut(str(task_type))} is not supported: adaptergate evaluates causal "
             "language models (task_type CAUSAL_LM)"
         )
     r = cfg.get("r", 8)  # PEFT's default when the field is absent
     if not _pos_int(r):
-        raise _fail(f"{what}: adapter_config.json r must be a positive integer, got {r!r}")
+        raise _fail(f"{what}: adapter_config.json r must be a positive integer, got {_brief(r)}")
     alpha = cfg.get("lora_alpha", 8)
     if type(alpha) not in (int, float) or not math.isfinite(alpha):
-        raise _fail(f"{what}: adapter_config.json lora_alpha must be a number, got {alpha!r}")
+        raise _fail(f"{what}: adapter_config.json lora_alpha must be a number, got {_brief(alpha)}")
+    for field_name in ("target_modules", "modules_to_save", "rank_pattern", "alpha_pattern"):
+        _check_names(cfg, field_name, what)
     targets = cfg.get("target_modules")
     if isinstance(targets, str):
+        if len(targets) > MAX_REGEX_CHARS:
+            raise _fail(
+                f"{what}: adapter_config.json target_modules is a regex of {len(targets):,} "
+                f"characters, over the {MAX_REGEX_CHARS:,}-character cap"
+            )
         try:
             re.compile(targets)
         except re.error as exc:
-            raise _fail(f"{what}: target_modules {targets!r} is not a valid regex: {exc}") from None
+            raise _fail(
+                f"{what}: target_modules {_brief(targets)} is not a valid regex: {exc}"
+            ) from None
         target_list = [targets]
     elif isinstance(targets, list) and all(isinstance(t, str) for t in targets):
         target_list = list(targets)
@@ -564,18 +659,20 @@ def _parse_config(cfg: dict[str, Any], what: str) -> dict[str, Any]:
     else:
         raise _fail(
             f"{what}: adapter_config.json target_modules must be a list of module names or a "
-            f"regex string, got {targets!r}"
+            f"regex string, got {_brief(targets)}"
         )
     rank_pattern = cfg.get("rank_pattern") or {}
     if not isinstance(rank_pattern, dict) or not all(
         isinstance(k, str) and _pos_int(v) for k, v in rank_pattern.items()
     ):
         raise _fail(f"{what}: adapter_config.json rank_pattern must map names to positive integers")
-    for key in rank_pattern:
+    patterns: list[tuple[str, re.Pattern[str], int]] = []
+    for key, rank in rank_pattern.items():
         try:
             re.compile(key)
+            patterns.append((key, re.compile(rf"(.*\.)?({key})$"), rank))
         except re.error as exc:
-            raise _fail(f"{what}: rank_pattern key {key!r} is not a valid regex: {exc}") from None
+            raise _fail(f"{what}: rank_pattern key {_brief(key)} is not a valid regex: {exc}") from None
     base_name = cfg.get("base_model_name_or_path")
     return {
         "peft_type": "LORA",
@@ -585,6 +682,7 @@ def _parse_config(cfg: dict[str, Any], what: str) -> dict[str, Any]:
         "target_modules": target_list,
         "target_is_regex": isinstance(targets, str),
         "rank_pattern": dict(rank_pattern),
+        "rank_patterns": patterns,
         "fan_in_fan_out": cfg.get("fan_in_fan_out") is True,
         "base_model_name_or_path": base_name if isinstance(base_name, str) else None,
         "restricted": any(
@@ -672,7 +770,7 @@ def validate_adapter(
     what = f"{name} {path}"
     if not (path / "adapter_config.json").is_file():
         raise _fail(f"{what}: no adapter_config.json (is this a PEFT adapter directory?)")
-    cfg = _parse_config(_read_json(path / "adapter_config.json", what), what)
+    cfg = _parse_config(_read_json(path / "adapter_config.json", what, MAX_ADAPTER_CONFIG_BYTES), what)
 
     st_file, bin_file = path / "adapter_model.safetensors", path / "adapter_model.bin"
     warnings: list[str] = []
@@ -763,8 +861,6 @@ def validate_adapter(
                     f"module {module} has {_LABEL[have]} but no {_LABEL[lack]}: "
                     "PEFT would leave it at its initial value"
                 )
-        rank, source = _rank_for(module, cfg["r"], cfg["rank_pattern"])
-
         wname: str | None = None
         if base.shapes_known:
             wname = idx.tensor(module + ".weight")
@@ -780,6 +876,8 @@ def validate_adapter(
                 if idx.quantized and base.weights[wname].dtype == "U8":
                     unchecked.append(module)
                     wname = None
+        # after the base lookup: a module missing from the base costs no pattern matching
+        rank, source = _rank_for(module, cfg["r"], cfg["rank_patterns"])
         w = base.weights[wname].shape if wname is not None else None
         short = module.rpartition(".")[2]
         is_embedding = "lora_embedding_A." in slots or "lora_embedding_B." in slots
@@ -877,7 +975,14 @@ def validate_adapter(
 def _uncovered_targets(
     cfg: Mapping[str, Any], base: BaseInfo, found: set[str], idx: _BaseIndex
 ) -> list[str]:
-    """Base modules ``target_modules`` names that the adapter carries no weights for."""
+    """Base modules ``target_modules`` names that the adapter carries no weights for.
+
+    A name ``t`` targets ``mod`` when ``mod == t`` or ``mod`` ends with
+    ``"." + t`` (PEFT's rule), i.e. when ``t`` is one of the dot-separated
+    tails of ``mod``: each module looks its few tails up in a set, linear in
+    modules plus names (comparing every module with every name was
+    quadratic).
+    """
     candidates = {
         n[: -len(".weight")]
         for n, t in base.weights.items()
@@ -885,11 +990,13 @@ def _uncovered_targets(
     }
     targets = cfg["target_modules"]
     out = []
-    for mod in candidates - found:
-        if cfg["target_is_regex"]:
-            hit = re.fullmatch(targets[0], mod) is not None
-        else:
-            hit = any(mod == t or mod.endswith("." + t) for t in targets)
-        if hit:
-            out.append(mod)
+    if cfg["target_is_regex"]:
+        pattern = re.compile(targets[0])
+        out = [mod for mod in candidates - found if pattern.fullmatch(mod) is not None]
+    else:
+        names = set(targets)
+        for mod in candidates - found:
+            parts = mod.split(".")
+            if any(".".join(parts[i:]) in names for i in range(len(parts))):
+                out.append(mod)
     return sorted(out, key=_natural)

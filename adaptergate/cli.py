@@ -145,6 +145,12 @@ def gate(
     allow_pickle: bool = typer.Option(
         False, "--allow-pickle", help="Load pickle (.bin) adapter weights: this executes code from the file."
     ),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code",
+        help="Let transformers run the Python code a base or judge model ships (auto_map in config.json or"
+        " tokenizer_config.json). Without it such a model is refused (exit 2). Command line only: the Action"
+        " and manifests never set it.",
+    ),
     base_sha256: Optional[str] = typer.Option(None, "--base-sha256", help="Expected sha256 of the base weights."),
     cache_dir: Optional[Path] = typer.Option(
         None, "--cache-dir", envvar="ADAPTERGATE_CACHE", help="Where baseline results are cached."
@@ -276,6 +282,7 @@ def gate(
                 **settings, "metric": metric, "eval_mode": eval_mode, "max_new_tokens": max_new_tokens,
                 "batch_size": batch_size, "dtype": dtype, "device": device, "quantize": quantize,
                 "judge": judge_options,  # for the tenants whose metric is judge; wins over gate.judge
+                "trust_remote_code": trust_remote_code or None,  # the command line's choice, never a manifest's
             },
             audit_log=audit_log, replay_path=replay_path, cache_dir=cache_dir,
         )
@@ -299,6 +306,8 @@ def gate(
         judge_settings = JudgeSettings.from_options(**judge_options)
     elif judge_given:
         raise UsageError(f"{judge_given[0]} goes with --metric judge")
+    if trust_remote_code and base_model is None:
+        raise UsageError("--trust-remote-code goes with --base-model (or --manifest): a scorer loads no model files")
     if base_model is not None:
         if baseline_adapter is None or candidate_adapter is None:
             raise UsageError("--base-model needs --baseline-adapter and --candidate-adapter")
@@ -309,6 +318,7 @@ def gate(
             metric=metric or "exact", mode=eval_mode or "auto", max_new_tokens=max_new_tokens, stop=tuple(stop),
             chat_template=chat_template, batch_size=batch_size, dtype=dtype, device=device, quantize=quantize,
             allow_pickle=allow_pickle, base_sha256=base_sha256, cache_dir=cache_dir, judge=judge_settings,
+            trust_remote_code=trust_remote_code,
         )
     job = GateJob(
         tenant=tenant, holdout_path=holdout_path, candidate=candidate, baseline=baseline,
@@ -1377,24 +1387,29 @@ def recommend_cmd(
 
 
 def _print_error(exc: BaseException, code: int) -> None:
+    """The one error printer: one line (and the details), secrets scrubbed, control
+    characters shown rather than obeyed; the traceback only with --debug."""
+    from adaptergate.trust import inert, scrub
+
     err = _err_console()
+
+    def say(text: str) -> None:
+        err.print(scrub(inert(text, keep_newlines=True)), markup=False, highlight=False)
+
     if isinstance(exc, AdaptergateError):
-        err.print(f"adaptergate: error: {exc.message}", markup=False, highlight=False)
+        say(f"adaptergate: error: {exc.message}")
         for line in exc.details:
-            err.print(f"  {line}", markup=False, highlight=False)
+            say(f"  {line}")
         total = getattr(exc, "total", None)
         if total and total > len(exc.details):
-            err.print(f"  ... and {total - len(exc.details)} more", markup=False, highlight=False)
+            say(f"  ... and {total - len(exc.details)} more")
     else:
-        err.print(
-            f"adaptergate: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the"
-            " traceback)", markup=False, highlight=False,
-        )
+        say(f"adaptergate: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
     if _state["debug"]:
         tb = getattr(exc, "traceback_text", None) or "".join(
             traceback.format_exception(type(exc), exc, exc.__traceback__)
         )
-        err.print(tb, markup=False, highlight=False)
+        say(tb)
 
 
 def _click_classes(name: str) -> tuple[type[BaseException], ...]:

@@ -12,6 +12,15 @@ bands. Rollbacks and first adapters of new tenants are verified but not
 scored: a rollback is an emergency that the gate must not hold up, and a new
 tenant has no production adapter to compare with (both are marked for a
 human review).
+
+**Policy comes from the trusted side.** The manifest at the head is the
+content under review: it contributes only what it proposes (each tenant's
+adapter entry: version, location, sha256, card, and the base model the
+adapter runs on). Everything that decides *how* a tenant is judged — its
+gate settings, approval bands, holdout (path and content) and judge
+criteria — is read from the base ref. A pull request that changes any of
+them is still gated under the base's policy, its report says what it
+changes, and a candidate that passes needs a human review.
 """
 
 from __future__ import annotations
@@ -41,7 +50,8 @@ from adaptergate.manifest import (
     resolve,
     verify_change,
 )
-from adaptergate.models import GateDecision
+from adaptergate.models import GateDecision, PolicyChange, PolicyReview
+from adaptergate.trust import BaseTree
 
 if TYPE_CHECKING:
     from adaptergate.judge import JudgeSettings
@@ -60,6 +70,10 @@ class TenantPlan:
     verified: Verified | None = None
     job: GateJob | None = None
     note: str = ""
+    policy: PolicyReview | None = None
+    """What the pull request changes in the tenant's gate policy (judged by the base's)."""
+    holdout_changed: bool = False
+    """The holdout's content differs from the base's: its line numbers are not the checkout's."""
 
 
 @dataclass
@@ -70,11 +84,23 @@ class ManifestPlan:
     tenants: list[TenantPlan]
     workdir: Path | None = None
     """Temporary directory holding baseline adapters extracted from the base ref."""
+    base_tree: BaseTree | None = None
+    """The base ref's files (holdouts, criteria) where the pull request changed them."""
+
+    def add_changes(self, changes: list[PolicyChange]) -> None:
+        """Changes the pull request made to files every scored tenant's policy reads (the
+        workflow's scorer or metric module, its judge criteria): each such tenant needs a review."""
+        for p in self.tenants:
+            if p.job is not None and p.policy is not None:
+                p.policy.changes.extend(changes)
+                p.note = p.policy.headline(p.change.tenant)
 
     def cleanup(self) -> None:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+        if self.base_tree is not None:
+            self.base_tree.cleanup()
 
 
 def _sha256(path: Path) -> str | None:
@@ -102,7 +128,7 @@ def _baseline_dir(
             )
         return snap
     assert a.path is not None
-    here = resolve(root, a.path)
+    here = resolve(root, a.path, f"tenant {tenant}: baseline adapter.path")
     assert here is not None
     if _sha256(here / "adapter_model.safetensors") == entry.adapter.sha256:
         return here
@@ -118,26 +144,44 @@ def _baseline_dir(
     )
 
 
-def _job(tenant: str, base: TenantEntry, head: TenantEntry, root: Path, baseline_dir: Path,
-         candidate_dir: Path, overrides: dict, audit_log: Path | None, replay_path: Path | None,
-         cache_dir: Path | None) -> GateJob:
+@dataclass(frozen=True)
+class WorkflowRules:
+    """What a workflow keeps to itself when the manifest is content under review (the Action).
+
+    The judge's server and API key are the workflow's business: a manifest
+    that names a judge ``url`` (without the workflow naming the judge) or an
+    ``api_key_env`` is refused, so no manifest can send a secret to a host of
+    its choosing. (``module:function`` metrics are held back by the process's
+    :class:`~adaptergate.scoring.CodePolicy`.)
+    """
+
+    judge_from_workflow: bool = True
+
+
+def _job(tenant: str, policy: TenantEntry, head: TenantEntry, root: Path, baseline_dir: Path,
+         candidate_dir: Path, holdout: Path, holdout_label: Path, overrides: dict,
+         audit_log: Path | None, replay_path: Path | None, cache_dir: Path | None,
+         criteria: Path | None, rules: WorkflowRules | None, review: PolicyReview | None) -> GateJob:
+    """The tenant's job: ``policy`` (the base ref's entry) says how it is judged, ``head`` what."""
     from adaptergate.metrics import is_judge
     from adaptergate.model_scoring import ModelInputs
 
-    g = head.gate
-    base_dir = resolve(root, head.base_model.path)
+    g = policy.gate
+    base_dir = resolve(root, head.base_model.path, f"tenant {tenant}: base_model.path")
     metric = overrides.get("metric") or g.metric or "exact"
     model = ModelInputs(
         base_model=str(base_dir) if base_dir is not None else head.base_model.id,
         baseline_adapter=baseline_dir,
         candidate_adapter=candidate_dir,
         metric=metric,
-        judge=_judge_settings(tenant, g.judge, root, overrides.get("judge") or {}) if is_judge(metric) else None,
+        judge=_judge_settings(tenant, g.judge, root, overrides.get("judge") or {}, criteria, rules)
+        if is_judge(metric) else None,
         mode=overrides.get("eval_mode") or g.eval_mode or "auto",
         max_new_tokens=overrides.get("max_new_tokens") or g.max_new_tokens,
         base_sha256=head.base_model.sha256,
         cache_dir=cache_dir,
-        **{k: v for k, v in overrides.items() if k in ("batch_size", "dtype", "device", "quantize") and v is not None},
+        **{k: v for k, v in overrides.items()
+           if k in ("batch_size", "dtype", "device", "quantize", "trust_remote_code") and v is not None},
     )
     settings = {
         "decision": g.decision, "alpha": g.alpha, "on_inconclusive": g.on_inconclusive,
@@ -146,23 +190,37 @@ def _job(tenant: str, base: TenantEntry, head: TenantEntry, root: Path, baseline
     }
     # explicit command-line / action settings win over the manifest's
     settings.update({k: v for k, v in overrides.items() if k in settings and v is not None})
-    holdout = resolve(root, head.holdout)
-    assert holdout is not None
     return GateJob(
-        tenant=tenant, holdout_path=holdout,
-        candidate=adapter_id(head), baseline=adapter_id(base),
-        model=model, settings=settings, audit_log=audit_log, replay_path=replay_path, approval=head.approval,
+        tenant=tenant, holdout_path=holdout, holdout_label=str(holdout_label),
+        candidate=adapter_id(head), baseline=adapter_id(policy),
+        model=model, settings=settings, audit_log=audit_log, replay_path=replay_path, approval=policy.approval,
+        policy=review,
     )
 
 
-def _judge_settings(tenant: str, block: ManifestJudge | None, root: Path, given: dict[str, Any]) -> JudgeSettings:
-    """The tenant's judge: the manifest's ``gate.judge``, under the command line's judge options."""
+def _judge_settings(tenant: str, block: ManifestJudge | None, root: Path, given: dict[str, Any],
+                    criteria: Path | None, rules: WorkflowRules | None) -> JudgeSettings:
+    """The tenant's judge: the manifest's ``gate.judge``, under the command line's judge options.
+
+    ``criteria``: the criteria file as the base ref has it (when ``block`` names one)."""
     from adaptergate.judge import JudgeSettings
 
     opts: dict[str, Any] = block.model_dump(exclude_none=True) if block is not None else {}
-    for key in ("criteria", "model"):
-        if isinstance(opts.get(key), str):
-            opts[key] = resolve(root, opts[key])
+    if isinstance(opts.get("criteria"), str):
+        opts["criteria"] = criteria
+    if isinstance(opts.get("model"), str):
+        opts["model"] = resolve(root, opts["model"], f"tenant {tenant}: gate.judge.model")
+    if rules is not None and rules.judge_from_workflow:
+        if "api_key_env" in opts:
+            raise InvalidInputError(
+                f"tenant {tenant}: gate.judge.api_key_env: a manifest cannot choose which environment variable"
+                " is sent as the judge's API key; the workflow names it (input judge-api-key-env)"
+            )
+        if "url" in opts and "url" not in given and "model" not in given:
+            raise InvalidInputError(
+                f"tenant {tenant}: gate.judge.url: a manifest cannot choose the host the gate sends answers"
+                " (and the judge's API key) to; the workflow names the judge server (input judge-url)"
+            )
     if "model" in given or "url" in given:  # a judge named on the command line replaces the manifest's
         for key in ("model", "url", "name"):
             opts.pop(key, None)
@@ -171,6 +229,44 @@ def _judge_settings(tenant: str, block: ManifestJudge | None, root: Path, given:
         return JudgeSettings.from_options(**opts, criteria_source="gate.judge.criteria")
     except AdaptergateError as exc:
         raise InvalidInputError(f"tenant {tenant}: gate.judge: {exc.message}") from None
+
+
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(f"{prefix}.{k}", v))
+        return out
+    return {prefix: value}
+
+
+def _shown(value: Any) -> str | None:
+    if value is None:
+        return None
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _policy(entry: TenantEntry) -> dict[str, Any]:
+    return {
+        **_flat("gate", entry.gate.model_dump(mode="json", exclude_none=True)),
+        **_flat("approval", entry.approval.model_dump(mode="json", exclude_none=True) if entry.approval else {}),
+        **_flat("base_model", entry.base_model.model_dump(mode="json", exclude_none=True)),
+        "holdout": entry.holdout,
+    }
+
+
+def policy_changes(base: TenantEntry, head: TenantEntry) -> list[PolicyChange]:
+    """The settings the head entry changes in how the tenant is judged (gate, approval,
+    holdout path; a new base model, which the candidate needs, is gated but reported for
+    review); file contents are compared separately."""
+    before, after = _policy(base), _policy(head)
+    return [
+        PolicyChange(kind="setting", what=key, before=_shown(before.get(key)), after=_shown(after.get(key)))
+        for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)
+    ]
 
 
 def adapter_id(entry: TenantEntry) -> str:
@@ -190,14 +286,16 @@ def plan_manifest_gate(
     replay_path: Path | None = None,
     cache_dir: Path | None = None,
     base_manifest: Manifest | None = None,
+    rules: WorkflowRules | None = None,
 ) -> ManifestPlan:
     """Diff the manifests, verify every moved adapter (exit 2 on any problem), build the jobs.
 
     ``base_manifest`` replaces reading the base ref (tests, or a manifest
-    given as a file); ``tenants`` limits the plan to those tenants.
+    given as a file); ``tenants`` limits the plan to those tenants; ``rules``
+    are the workflow's limits on what a manifest may choose (the Action).
     """
     head = load_manifest(manifest_path)
-    root = manifest_path.resolve().parent
+    root = manifest_path.parent.resolve()
     repo: GitRepo | None = None
     commit: str | None = None
     if base_manifest is None and base_ref is not None:
@@ -223,31 +321,74 @@ def plan_manifest_gate(
     raise_problems([p.verified for p in plans if p.verified is not None])
 
     workdir = Path(tempfile.mkdtemp(prefix="adaptergate-baselines-"))
+    tree = BaseTree.open(repo.top, commit, label=f"{base_ref} ({commit[:7]})") if repo is not None and commit \
+        else BaseTree(root=root, commit=None)
     plan = ManifestPlan(manifest_path=manifest_path, base_ref=base_ref, base_commit=commit, tenants=plans,
-                        workdir=workdir)
+                        workdir=workdir, base_tree=tree)
     try:
         for p in plans:
-            c = p.change
-            if c.kind == "promotion":
-                assert c.base is not None and c.head is not None and p.verified is not None
-                assert p.verified.adapter_dir is not None
-                baseline = _baseline_dir(c.base, c.tenant, root, repo, commit, workdir)
-                p.job = _job(c.tenant, c.base, c.head, root, baseline, p.verified.adapter_dir, overrides or {},
-                             audit_log, replay_path, cache_dir)
-            elif c.kind == "rollback":
-                assert c.head is not None and c.head.rollback is not None
-                p.note = (f"rollback from {c.head.rollback.from_version}: {c.head.rollback.reason}"
-                          " — verified, not scored (a rollback is not held up by the gate)")
-            elif c.kind == "new":
-                p.note = "new tenant: verified; no production adapter to compare with — needs a human review"
-            elif c.kind == "metadata":
-                p.note = "metadata only (" + ", ".join(c.fields) + "): nothing to score"
-            elif c.kind == "removed":
-                p.note = "removed from the manifest"
+            _plan_tenant(p, root, repo, commit, workdir, tree, overrides or {}, audit_log, replay_path,
+                         cache_dir, rules)
     except BaseException:
         plan.cleanup()
         raise
     return plan
+
+
+def _plan_tenant(p: TenantPlan, root: Path, repo: GitRepo | None, commit: str | None, workdir: Path,
+                 tree: BaseTree, overrides: dict, audit_log: Path | None, replay_path: Path | None,
+                 cache_dir: Path | None, rules: WorkflowRules | None) -> None:
+    c = p.change
+    if c.base is not None and c.head is not None:
+        p.policy = _review(c.tenant, c.base, c.head, root, tree)
+    if c.kind == "promotion":
+        assert c.base is not None and c.head is not None and p.verified is not None
+        assert p.verified.adapter_dir is not None
+        baseline = _baseline_dir(c.base, c.tenant, root, repo, commit, workdir)
+        holdout_here = resolve(root, c.base.holdout, f"tenant {c.tenant}: holdout")
+        assert holdout_here is not None
+        holdout = tree.pin_file(holdout_here, "holdout")
+        p.holdout_changed = holdout.changed
+        criteria = _criteria_file(c.tenant, c.base, root, tree)
+        p.job = _job(c.tenant, c.base, c.head, root, baseline, p.verified.adapter_dir, holdout.path, holdout_here,
+                     overrides, audit_log, replay_path, cache_dir, criteria, rules, p.policy)
+    elif c.kind == "rollback":
+        assert c.head is not None and c.head.rollback is not None
+        p.note = (f"rollback from {c.head.rollback.from_version}: {c.head.rollback.reason}"
+                  " — verified, not scored (a rollback is not held up by the gate)")
+    elif c.kind == "new":
+        p.note = "new tenant: verified; no production adapter to compare with — needs a human review"
+    elif c.kind == "metadata":
+        p.note = "metadata only (" + ", ".join(c.fields) + "): nothing to score"
+    elif c.kind == "removed":
+        p.note = "removed from the manifest"
+    if p.policy is not None and p.policy.needs_review:
+        p.note = (p.note + " — " if p.note else "") + p.policy.headline(c.tenant)
+
+
+def _criteria_file(tenant: str, policy: TenantEntry, root: Path, tree: BaseTree) -> Path | None:
+    judge = policy.gate.judge
+    if judge is None or not isinstance(judge.criteria, str):
+        return None
+    here = resolve(root, judge.criteria, f"tenant {tenant}: gate.judge.criteria")
+    assert here is not None
+    return tree.pin_file(here, "judge criteria").path
+
+
+def _review(tenant: str, base: TenantEntry, head: TenantEntry, root: Path, tree: BaseTree) -> PolicyReview:
+    """What ``head`` changes in the tenant's policy: settings, and the content of the files
+    the base's policy reads (holdout, judge criteria)."""
+    changes = policy_changes(base, head)
+    files = [("holdout", base.holdout)]
+    if base.gate.judge is not None and isinstance(base.gate.judge.criteria, str):
+        files.append(("judge criteria", base.gate.judge.criteria))
+    for what, rel in files:
+        here = resolve(root, rel, f"tenant {tenant}: {'holdout' if what == 'holdout' else 'gate.judge.criteria'}")
+        assert here is not None
+        pinned = tree.pin_file(here, what)
+        if pinned.change is not None:
+            changes.append(pinned.change)
+    return PolicyReview(source=tree.label or "base", changes=changes)
 
 
 # --------------------------------------------------------------------------
@@ -269,6 +410,8 @@ class TenantOutcome:
     note: str = ""
     error: str | None = None
     exit_code: int = 0
+    policy: PolicyReview | None = None
+    """What the pull request changes in the tenant's gate policy (it was judged by the base's)."""
 
     @property
     def conclusion(self) -> str:
@@ -313,22 +456,35 @@ def _outcome_for(plan: TenantPlan, decision: GateDecision) -> TenantOutcome:
         base_version=c.base.adapter.version if c.base else None, head_version=head.adapter.version,
         decision=decision, approval=decision.approval, exit_code=0 if decision.accepted else 1,
     )
-    policy = head.approval
-    if policy is not None and decision.approval == "review":
+    bands = c.base.approval if c.base is not None else head.approval  # the trusted side's bands
+    score = decision.score_candidate
+    notes = []
+    if bands is not None and decision.accepted and bands.band(score) == "review":
+        notes.append(f"score {score:.3f} is between the floor and the auto-approve"
+                     f" threshold {bands.auto_approve:.3f}: needs a human review")
+    elif bands is not None and not decision.accepted and score < (bands.floor or 0.0):
+        notes.append(f"score {score:.3f} is below the tenant's floor {bands.floor:.3f}")
+    if plan.policy is not None and plan.policy.needs_review:
+        notes.insert(0, plan.policy.headline(c.tenant))
+    if decision.approval == "review":
         out.status = "review"
-        out.note = (f"score {decision.score_candidate:.3f} is between the floor and the auto-approve"
-                    f" threshold {policy.auto_approve:.3f}: needs a human review")
-    elif policy is not None and not decision.accepted and decision.score_candidate < (policy.floor or 0.0):
-        out.note = f"score {decision.score_candidate:.3f} is below the tenant's floor {policy.floor:.3f}"
+    out.note = "; ".join(notes)
     return out
 
 
 def _gate_tenant(p: TenantPlan, run: Callable[[GateJob], GateDecision]) -> TenantOutcome:
+    out = _gate_tenant_outcome(p, run)
+    out.policy = p.policy
+    return out
+
+
+def _gate_tenant_outcome(p: TenantPlan, run: Callable[[GateJob], GateDecision]) -> TenantOutcome:
     c = p.change
     base_v = c.base.adapter.version if c.base else None
     head_v = c.head.adapter.version if c.head else None
     if p.job is None:
-        status: Status = "review" if c.kind in ("rollback", "new") else "skipped"
+        policy_changed = p.policy is not None and p.policy.needs_review
+        status: Status = "review" if c.kind in ("rollback", "new") or policy_changed else "skipped"
         return TenantOutcome(
             tenant=c.tenant, kind=c.kind, status=status, base_version=base_v, head_version=head_v,
             note=p.note, approval="review" if status == "review" else None,

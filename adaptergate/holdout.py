@@ -14,7 +14,11 @@ adaptergate 0.5.4 wrote a wrapped line
 such files are read transparently and stay wrapped when we append to them.
 
 Loading validates every line and reports every problem at once, located by
-file and line. Writes replace the file atomically under a lock
+file and line. A holdout arrives in the pull request under review, so what
+one line may hold is bounded: its bytes (``max_line_bytes``), the nesting of
+its JSON (:data:`~adaptergate.trust.MAX_JSON_DEPTH` levels) and the length
+of each slice tag (:data:`MAX_SLICE_TAG_CHARS`); a line past a bound is a
+problem like any other. Writes replace the file atomically under a lock
 (:mod:`adaptergate.storage`); an import reads the existing file once, so it is
 linear in the number of rows.
 """
@@ -37,6 +41,7 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from adaptergate.trust import MAX_JSON_DEPTH, nesting_exceeds
 from adaptergate.errors import HoldoutError, InvalidInputError, Problem
 from adaptergate.storage import atomic_write, file_lock, read_input
 
@@ -45,6 +50,14 @@ PROMPT_KEYS = ("prompt", "question", "text", "query")
 GOLD_KEYS = ("gold", "expected_output")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 MAX_PROBLEMS_REPORTED = 50
+MAX_SLICE_TAG_CHARS = 512
+"""Longest slice tag accepted, in characters (key, ``=`` and value).
+
+Tags are short names (``intent=technical_support``, 24 characters, is the
+longest in the bundled holdouts); the cap is generous and keeps a tag fit for
+a table cell, while a 400 KB "tag" only exists to make every consumer of tags
+(the duplicate-tag check first) slow."""
+_TOO_DEEP = f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 @contextlib.contextmanager
@@ -138,6 +151,11 @@ def normalize_query(obj: Any, *, allow_bare_tags: bool = True) -> NormalizedQuer
         for i, tag in enumerate(raw_slices):
             if type(tag) is not str:
                 raise ValueError(f"slices[{i}] must be a string, got {_json_type(tag)}")
+            if len(tag) > MAX_SLICE_TAG_CHARS:
+                raise ValueError(
+                    f"slice tag {tag[:40]!r}... is {len(tag):,} characters, over the "
+                    f"{MAX_SLICE_TAG_CHARS}-character cap"
+                )
             if "=" not in tag:
                 if not allow_bare_tags:
                     raise ValueError(
@@ -316,13 +334,49 @@ def _read_lines(path: Path, max_line_bytes: int) -> tuple[list[int], list[bytes]
     return numbers, lines, problems
 
 
+def _deep_lines(lines: list[bytes], objs: list[Any]) -> list[int]:
+    """Indices of the parsed lines nested deeper than :data:`MAX_JSON_DEPTH`.
+
+    orjson stops at 1,024 levels, but Python's own recursion (``json.dumps``
+    of a payload, comparing two payloads) stops near 1,000: a line between
+    the two would load and then crash a later step. A line can only nest as
+    deep as it has brackets, counted at C speed, so only the few lines with
+    more brackets than the bound are walked.
+    """
+    if not lines:
+        return []
+    most = max(map(bytes.count, lines, repeat(b"["))) + max(map(bytes.count, lines, repeat(b"{")))
+    if most <= MAX_JSON_DEPTH:
+        return []
+    return [
+        i for i, raw in enumerate(lines)
+        if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+        and objs[i] is not _BAD and nesting_exceeds(objs[i], MAX_JSON_DEPTH)
+    ]
+
+
 def _parse(path: Path, numbers: list[int], lines: list[bytes]) -> tuple[list[Any], list[Problem]]:
     """Parse every line on its own (a line is a record: nothing may span two).
 
     orjson (which also rejects invalid UTF-8) parses a clean file in one
     comprehension; on the first failure every line is parsed again carefully
     to locate and describe each problem with the standard library's message.
+    Lines nested deeper than :data:`MAX_JSON_DEPTH` are problems on both paths.
     """
+    objs, problems = _parse_lines(path, numbers, lines)
+    deep = _deep_lines(lines, objs)
+    if deep:
+        spath = str(path)
+        for i in deep:
+            problems.append(Problem(spath, numbers[i], _TOO_DEEP))
+            objs[i] = _BAD
+        problems.sort(key=lambda p: p.line or 0)
+    return objs, problems
+
+
+def _parse_lines(
+    path: Path, numbers: list[int], lines: list[bytes]
+) -> tuple[list[Any], list[Problem]]:
     loads = orjson.loads
     with _gc_paused():
         try:
@@ -348,8 +402,11 @@ def _parse(path: Path, numbers: list[int], lines: list[bytes]) -> tuple[list[Any
             except json.JSONDecodeError as exc:
                 problems.append(Problem(str(path), lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
                 objs.append(_BAD)
-            except RecursionError:
-                problems.append(Problem(str(path), lineno, "invalid JSON: nested too deeply"))
+            except RecursionError:  # orjson refused it past 1,024 levels
+                problems.append(Problem(str(path), lineno, _TOO_DEEP))
+                objs.append(_BAD)
+            except ValueError as exc:  # an integer past Python's 4,300-digit limit
+                problems.append(Problem(str(path), lineno, f"invalid JSON: {exc}"))
                 objs.append(_BAD)
         return objs, problems
 
@@ -408,7 +465,10 @@ def _columns_fast(objs: list[Any], tenant: str | None) -> Holdout | None:
         distinct = dict.fromkeys(chain.from_iterable(x for x in raw_slices if x))
     except TypeError:  # an unhashable element (a list, an object)
         return None
-    if not all(type(t) is str and "=" in t and t[0] != "=" for t in distinct):
+    if not all(
+        type(t) is str and "=" in t and t[0] != "=" and len(t) <= MAX_SLICE_TAG_CHARS
+        for t in distinct
+    ):
         return None
     if not all(
         x is None or (n := len(x)) < 2
@@ -651,6 +711,8 @@ def add_query(
     """Add one query. Re-adding an identical query is a no-op; a different
     query under an existing id is an error."""
     path = Path(path)
+    if nesting_exceeds(payload, MAX_JSON_DEPTH):
+        raise InvalidInputError(f"invalid query: nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         q = normalize_query(payload, allow_bare_tags=False)
     except ValueError as exc:

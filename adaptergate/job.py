@@ -20,9 +20,9 @@ from adaptergate.errors import ScorerError, UsageError
 from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES
 from adaptergate.manifest import ApprovalPolicy
 from adaptergate.model_scoring import ModelInputs
-from adaptergate.models import GateConfig, GateDecision
+from adaptergate.models import GateConfig, GateDecision, PolicyReview
 
-__all__ = ["GateJob", "SETTING_NAMES", "apply_approval", "gate_config", "run_job"]
+__all__ = ["GateJob", "SETTING_NAMES", "apply_approval", "apply_policy_review", "gate_config", "run_job"]
 
 SETTING_NAMES: tuple[str, ...] = (
     "decision", "alpha", "on_inconclusive", "multiplicity", "epsilon", "slice_epsilon",
@@ -52,6 +52,12 @@ class GateJob:
     rows_out: Path | None = None
     approval: ApprovalPolicy | None = None
     """The tenant's approval bands (manifest): applied before anything is recorded."""
+    holdout_label: str | None = None
+    """The holdout as the repository names it, when ``holdout_path`` is a copy (the base
+    commit's version of a file the pull request changed)."""
+    policy: PolicyReview | None = None
+    """Pull requests: where the policy came from and what the pull request changes in it;
+    a passing candidate whose pull request changes its own policy needs a human review."""
 
 
 def gate_config(**kwargs: Any) -> GateConfig:
@@ -126,6 +132,14 @@ def apply_approval(decision: GateDecision, policy: ApprovalPolicy) -> None:
         )]
 
 
+def apply_policy_review(decision: GateDecision, review: PolicyReview) -> None:
+    """Record where the policy came from; a passing candidate whose pull request changes its
+    own gate policy needs a human review (the change takes effect only after merge)."""
+    decision.policy = review
+    if review.needs_review and decision.accepted:
+        decision.approval = "review"
+
+
 def run_job(job: GateJob, *, progress: Callable[[int], None] | None = None) -> GateDecision:
     """Gate, then record: audit log (decision or scorer failure), replay buffer, rows.
 
@@ -147,6 +161,10 @@ def run_job(job: GateJob, *, progress: Callable[[int], None] | None = None) -> G
         raise
     if job.approval is not None:
         apply_approval(decision, job.approval)
+    if job.policy is not None:
+        apply_policy_review(decision, job.policy)
+    if job.holdout_label is not None:
+        decision.holdout_path = job.holdout_label
     if job.audit_log is not None:
         AuditLog(job.audit_log).append(decision)
     if job.replay_path is not None and not decision.accepted:

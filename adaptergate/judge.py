@@ -207,18 +207,26 @@ def load_criteria(path: Path | str | None) -> tuple[Criterion, ...]:
         raise _criteria_error(str(p), "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _criteria_error(str(p), f"cannot read it ({type(exc).__name__}: {exc})") from None
+    from adaptergate.trust import YamlRefusal, json_loads_bounded, yaml_loads_bounded
+
     if p.suffix.lower() == ".json":
         try:
-            data = json.loads(text)
+            data = json_loads_bounded(text)
         except ValueError as exc:
             raise _criteria_error(str(p), f"invalid JSON ({exc})") from None
     else:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = yaml_loads_bounded(text)
+        except YamlRefusal as exc:
+            raise _criteria_error(str(p), f"line {exc.line}: {exc.reason}") from None
         except yaml.YAMLError as exc:
-            raise _criteria_error(str(p), "invalid YAML (" + " ".join(str(exc).split()) + ")") from None
+            # the problem and where, never the file's text (PyYAML's message quotes the line)
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = getattr(exc, "problem", None) or type(exc).__name__
+            raise _criteria_error(str(p), f"invalid YAML ({what}{where})") from None
     return check_criteria(data, str(p))
 
 
@@ -595,6 +603,9 @@ class UrlJudge:
         self.identity = f"url:{self.endpoint} model:{settings.name}"
         self.label = f"{settings.name} at {public_url(self.endpoint)}"
         self._key = os.environ.get(settings.api_key_env) or None
+        from adaptergate.trust import register_secret
+
+        register_secret(self._key)  # never shown: scrubbed from every error and report
         self._format = "json_schema"
         self.stats = JudgeStats()
         self._sleep = time.sleep

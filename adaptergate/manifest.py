@@ -72,6 +72,7 @@ CARD_FILE = "adapter_card.json"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_HF_REPO = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
 def parse_version(value: str):
@@ -131,6 +132,8 @@ class AdapterRef(_Model):
     def _location(self) -> "AdapterRef":
         if (self.path is None) == (self.hf_repo is None):
             raise ValueError("give exactly one of path or hf_repo")
+        if self.hf_repo is not None and not _HF_REPO.match(self.hf_repo):
+            raise ValueError(f"hf_repo must be a Hub repo id like owner/name, got {self.hf_repo!r}")
         if self.hf_repo is not None and (self.revision is None or not _COMMIT.match(self.revision)):
             raise ValueError("hf_repo needs revision pinned to a 40-hex commit (branches and tags move)")
         return self
@@ -316,17 +319,41 @@ def _msg(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
+MAX_MANIFEST_BYTES = 4 << 20
+"""Largest manifest read (4 MiB, about 10,000 tenants). The manifest arrives in
+the pull request; PyYAML's loader reads about 0.4 MB/s on a slow runner, so
+the cap also bounds the time spent parsing it to seconds."""
+
+MAX_CARD_BYTES = 1 << 20
+"""Largest ``adapter_card.json`` read (1 MiB; a card is a few hundred bytes)."""
+
+
 def parse_manifest(text: str, source: str, *, yaml_format: bool | None = None) -> Manifest:
-    """Parse manifest text; a problem is one exit-2 line naming the field (all in details)."""
+    """Parse manifest text; a problem is one exit-2 line naming the field (all in details).
+
+    Bounded (the manifest comes with the pull request): at most
+    :data:`MAX_MANIFEST_BYTES`, no YAML aliases, nesting at most
+    :data:`~adaptergate.trust.MAX_JSON_DEPTH` levels; ``!!python`` tags are
+    refused. Crossing a bound is one exit-2 line (with the line for YAML).
+    """
+    from adaptergate.trust import YamlRefusal, json_loads_bounded, yaml_loads_bounded
+
     fmt_yaml = is_yaml(source) if yaml_format is None else yaml_format
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise InvalidInputError(
+            f"{source}: the manifest is larger than the {MAX_MANIFEST_BYTES:,}-byte cap"
+        )
     try:
         if fmt_yaml:
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = yaml_loads_bounded(text)
         else:
-            data = json.loads(text)
-    except Exception as exc:  # yaml.YAMLError / JSONDecodeError
+            data = json_loads_bounded(text)
+    except YamlRefusal as exc:
+        raise InvalidInputError(f"{source}: line {exc.line}: {exc.reason}") from None
+    except RecursionError:  # not expected past the depth bound; never a crash
+        kind = "YAML" if fmt_yaml else "JSON"
+        raise InvalidInputError(f"{source}: not valid {kind}: nested too deeply") from None
+    except Exception as exc:  # yaml.YAMLError / JSONDecodeError / ValueError (too deep)
         first = str(exc).strip().splitlines()
         raise InvalidInputError(f"{source}: not valid {'YAML' if fmt_yaml else 'JSON'}: "
                                 + (" ".join(first[:3]) if first else type(exc).__name__)) from None
@@ -345,7 +372,13 @@ def parse_manifest(text: str, source: str, *, yaml_format: bool | None = None) -
 def load_manifest(path: str | Path) -> Manifest:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)  # never more than the cap, whatever the file holds
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise InvalidInputError(
+                f"{p}: the manifest is larger than the {MAX_MANIFEST_BYTES:,}-byte cap"
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InvalidInputError(f"manifest {p} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -383,12 +416,29 @@ def manifest_json_schema() -> dict[str, Any]:
 
 
 def read_card(adapter_dir: Path) -> AdapterCard | None:
-    """The sidecar card next to the adapter, if there is one."""
+    """The sidecar card next to the adapter, if there is one.
+
+    Bounded like the manifest: at most :data:`MAX_CARD_BYTES`, nesting at most
+    :data:`~adaptergate.trust.MAX_JSON_DEPTH` levels (one exit-2 line).
+    """
+    from adaptergate.trust import json_loads_bounded
+
     path = adapter_dir / CARD_FILE
     if not path.is_file():
         return None
     try:
-        return AdapterCard.model_validate_json(path.read_text(encoding="utf-8"))
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CARD_BYTES + 1)
+        if len(raw) > MAX_CARD_BYTES:
+            raise InvalidInputError(
+                f"{path}: the card is larger than the {MAX_CARD_BYTES:,}-byte cap"
+            )
+        text = raw.decode("utf-8")
+        try:
+            json_loads_bounded(text)  # the nesting bound; pydantic reports syntax errors below
+        except json.JSONDecodeError:
+            pass
+        return AdapterCard.model_validate_json(text)
     except ValidationError as exc:
         e = exc.errors()[0]
         raise InvalidInputError(f"{path}: {_loc(e['loc'])}: {_msg(e)}") from None
@@ -482,11 +532,30 @@ class Verified:
     problems: list[ManifestProblem] = field(default_factory=list)
 
 
-def resolve(root: Path, value: str | None) -> Path | None:
+def checkout_root(directory: Path) -> Path:
+    """The repository holding ``directory`` (the nearest parent with ``.git``), else the directory."""
+    d = directory.resolve()
+    for parent in (d, *d.parents):
+        if (parent / ".git").exists():
+            return parent
+    return d
+
+
+def resolve(root: Path, value: str | None, what: str = "manifest path") -> Path | None:
+    """A path from a manifest: relative to the manifest's directory ``root``, resolved
+    (symlinks included), inside the manifest's repository — a manifest arrives in the pull
+    request under review, so it may not name a file elsewhere. Else one exit-2 line."""
+    from adaptergate.trust import confine
+
     if value is None:
         return None
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else root / p
+    p = Path(value)
+    if p.is_absolute() or value.startswith("~"):
+        raise InvalidInputError(
+            f"{what}: {value} is an absolute path: paths in a manifest are relative to it and stay inside"
+            " the repository"
+        )
+    return confine(root / p, checkout_root(root), what)
 
 
 def hub_snapshot(hub_cache: Path, repo: str, revision: str) -> Path:
@@ -584,7 +653,7 @@ def verify_change(change: TenantChange, root: Path, *, check_base_hash: bool = T
                                      head.rollback.from_version))
 
     # the bytes
-    base_dir = resolve(root, head.base_model.path)
+    base_dir = resolve(root, head.base_model.path, f"tenant {tenant}: base_model.path")
     out.base_dir = base_dir
     if head.adapter.hf_repo is not None:
         assert head.adapter.revision is not None
@@ -593,7 +662,7 @@ def verify_change(change: TenantChange, root: Path, *, check_base_hash: bool = T
             probs.append(ManifestProblem(tenant, "adapter.hf_repo", f"{head.adapter.location} on disk", why))
             return out
     else:
-        adapter_dir = resolve(root, head.adapter.path)
+        adapter_dir = resolve(root, head.adapter.path, f"tenant {tenant}: adapter.path")
     assert adapter_dir is not None
     out.adapter_dir = adapter_dir
     weights = adapter_dir / "adapter_model.safetensors"
@@ -607,7 +676,11 @@ def verify_change(change: TenantChange, root: Path, *, check_base_hash: bool = T
     cfg_path = adapter_dir / "adapter_config.json"
     declared = None
     try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        from adaptergate.trust import json_loads_bounded
+
+        cfg = json_loads_bounded(cfg_path.read_text(encoding="utf-8"))
+        if not isinstance(cfg, dict):
+            raise ValueError("not a JSON object")
         declared = cfg.get("base_model_name_or_path")
         out.rank = int(cfg["r"]) if isinstance(cfg.get("r"), int) else None
         ranks = cfg.get("rank_pattern") or {}

@@ -62,6 +62,9 @@ class ModelInputs:
     threads: int | None = None
     judge: JudgeSettings | None = None
     """The judge of ``metric="judge"`` (:class:`adaptergate.judge.JudgeSettings`)."""
+    trust_remote_code: bool = False
+    """Let transformers run Python code shipped with the base or judge model (``auto_map``). Only the
+    command line's ``--trust-remote-code`` sets it: never the Action, never a manifest."""
 
 
 @dataclass
@@ -93,6 +96,8 @@ def _cache_path(inputs: ModelInputs, base_sha: str, adapter_sha: str, mode: str,
             "v": CACHE_VERSION, "base": base_sha, "adapter": adapter_sha, "metric": metric_key, "mode": mode,
             "max_new_tokens": inputs.max_new_tokens, "stop": list(inputs.stop),
             "chat_template": inputs.chat_template, "dtype": inputs.dtype, "quantize": inputs.quantize,
+            # the model's own code may change its answers: never share results with a run without it
+            **({"trust_remote_code": True} if inputs.trust_remote_code else {}),
         },
         sort_keys=True,
     ).encode("utf-8")
@@ -126,7 +131,7 @@ def score_with_adapters(
 ) -> ModelScores:
     from adaptergate.adapters import check_base_hash, inspect_base, validate_adapter
     from adaptergate.metrics import build_metric, gold_of, is_judge
-    from adaptergate.runner import AdapterRunner, GenerationSettings
+    from adaptergate.runner import AdapterRunner, GenerationSettings, check_no_remote_code
 
     judging = is_judge(inputs.metric)
     if judging:
@@ -141,6 +146,10 @@ def score_with_adapters(
     else:
         metric = build_metric(inputs.metric)
     base_path = Path(inputs.base_model)
+    # before anything is hashed or loaded: model files that ask to run their own code (auto_map)
+    check_no_remote_code(inputs.base_model, what="base model", trust_remote_code=inputs.trust_remote_code)
+    if inputs.judge is not None and inputs.judge.model is not None:
+        check_no_remote_code(inputs.judge.model, what="judge model", trust_remote_code=inputs.trust_remote_code)
     base = inspect_base(base_path, allow_pickle=inputs.allow_pickle)
     if inputs.base_sha256:
         check_base_hash(base, inputs.base_sha256)
@@ -176,7 +185,7 @@ def score_with_adapters(
     settings = GenerationSettings(
         max_new_tokens=inputs.max_new_tokens, stop=inputs.stop, chat_template=inputs.chat_template,
         batch_size=inputs.batch_size, dtype=inputs.dtype, device=inputs.device, quantize=inputs.quantize,
-        threads=inputs.threads,
+        threads=inputs.threads, trust_remote_code=inputs.trust_remote_code,
     )
     # PEFT's adapter names are module-name parts: the user's ids ("1.4.0", "acme/v19")
     # may not be valid ones, so the runner knows the two adapters by role.

@@ -257,6 +257,50 @@ class GateWarning(BaseModel):
     message: str
 
 
+class PolicyChange(BaseModel):
+    """One thing a pull request changes in how a candidate is judged.
+
+    ``setting``: a gate setting or approval band (``gate.epsilon 0.02 → 1.0``);
+    ``file``: a file the policy reads (holdout, settings file, judge criteria,
+    scorer module, baseline adapter), with how the pull request changed it.
+    """
+
+    kind: Literal["setting", "file"]
+    what: str
+    before: str | None = None
+    after: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "setting":
+            return f"{self.what} {self.before if self.before is not None else 'unset'} → " \
+                   f"{self.after if self.after is not None else 'unset'}"
+        return f"{self.what} {self.after or 'changed'}"
+
+
+class PolicyReview(BaseModel):
+    """What the content under review changed in its own gate, and where the policy came from.
+
+    The gate always judges by the trusted side (``source``, the pull request's
+    base commit); every change here takes effect only after merge, and a
+    candidate that passes is marked for a human review.
+    """
+
+    source: str = Field(description="Where the policy was read: 'base commit 1a2b3c4'.")
+    changes: list[PolicyChange] = Field(default_factory=list)
+
+    @property
+    def needs_review(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> str:
+        return "; ".join(str(c) for c in self.changes)
+
+    def headline(self, tenant: str) -> str:
+        """The line a report leads with when the content under review changes its own gate."""
+        return (f"This pull request changes the gate policy of {tenant}: {self.summary()}. It was gated under"
+                f" the policy of {self.source}; the change takes effect after merge — review it.")
+
+
 class GateDecision(BaseModel):
     """The full result of one gate run.
 
@@ -302,6 +346,9 @@ class GateDecision(BaseModel):
     warnings: list[GateWarning] = Field(default_factory=list)
     approval: Literal["approve", "review", "reject"] | None = Field(
         None, description="The tenant's approval band (manifest), applied after the gate; None without bands."
+    )
+    policy: PolicyReview | None = Field(
+        None, description="Pull requests: where the gate's policy came from and what the pull request changes in it.",
     )
     judge: JudgeSummary | None = Field(
         None, description="--metric judge: the judge and its per-criterion scores (null otherwise)."

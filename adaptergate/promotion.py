@@ -572,8 +572,10 @@ def _lora_facts(adapter_dir: Path) -> dict[str, Any]:
     if not adapter_dir.is_dir():
         raise InvalidInputError(f"adapter {adapter_dir} is not a directory (expected a PEFT adapter directory)")
     cfg_path = adapter_dir / "adapter_config.json"
+    from adaptergate.trust import json_loads_bounded
+
     try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        cfg = json_loads_bounded(cfg_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidInputError(f"adapter {adapter_dir}: no adapter_config.json (is this a PEFT adapter"
                                 " directory?)") from None
@@ -582,6 +584,8 @@ def _lora_facts(adapter_dir: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"adapter {adapter_dir}: adapter_config.json is not valid JSON: {exc.msg}"
                                 f" (line {exc.lineno})") from None
+    except ValueError as exc:  # nested too deeply, a number too long
+        raise InvalidInputError(f"adapter {adapter_dir}: adapter_config.json is not valid JSON: {exc}") from None
     what = f"adapter {adapter_dir}: adapter_config.json"
     if not isinstance(cfg, dict):
         raise InvalidInputError(f"{what} is not a JSON object")
@@ -628,13 +632,13 @@ def _read_card_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"card {path}: cannot read it ({exc})") from None
     try:
-        if path.name.lower().endswith((".yaml", ".yml")):
-            import yaml
+        from adaptergate.trust import json_loads_bounded, yaml_loads_bounded
 
-            data = yaml.safe_load(text)
+        if path.name.lower().endswith((".yaml", ".yml")):
+            data = yaml_loads_bounded(text)
         else:
-            data = json.loads(text)
-    except Exception as exc:  # yaml.YAMLError / JSONDecodeError
+            data = json_loads_bounded(text)
+    except Exception as exc:  # yaml.YAMLError / YamlRefusal / JSONDecodeError / ValueError (too deep)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InvalidInputError(f"card {path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'}:"
                                 f" {first}") from None

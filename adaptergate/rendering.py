@@ -716,6 +716,20 @@ def _pattern_from(fp: FailurePattern | None, legacy: str | None) -> dict[str, An
 # --------------------------------------------------------------------------
 
 
+def _scrubbed(fn):
+    """Reports never show a secret this process holds (see :func:`adaptergate.trust.scrub`)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from adaptergate.trust import scrub
+
+        return scrub(fn(*args, **kwargs))
+
+    return wrapper
+
+
+@_scrubbed
 def render(
     decision: GateDecision,
     fmt: str,
@@ -789,6 +803,7 @@ def _manifest_rows(outcome: Any) -> list[dict[str, Any]]:
     return rows
 
 
+@_scrubbed
 def render_manifest(
     outcome: Any,
     fmt: str,
@@ -842,6 +857,9 @@ def render_manifest(
         pr_comment=fmt == "pr-comment",
         marker=report_marker(f"manifest:{manifest_name}"),
         icon=icon, headline=headline, summary_line=summary_line, rows=_manifest_rows(outcome),
+        policy_changes=[
+            t.policy.headline(t.tenant) for t in outcome.tenants if t.policy is not None and t.policy.needs_review
+        ],
         sections=sections, long_limit=MD_LONG_TEXT_LIMIT, version=adaptergate.__version__,
         run_url=_safe_url((links or {}).get("run")),
     )
@@ -851,16 +869,16 @@ def render_manifest(
 # Human (rich) output
 # --------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def plain_line(value: Any, limit: int | None = None) -> str:
-    """User text as one printable line: control characters shown as ``\\xNN``, lone
-    surrogates as ``\\uNNNN`` (unencodable), bidi controls dropped, cut at ``limit``."""
-    text = _LINE_BREAKS.sub(" ", _to_text(value))
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
-    text = "".join(ch for ch in text if ch not in _BIDI_CONTROLS)
+    """User text as one printable line: control, bidi and zero-width characters shown as
+    ``\\xNN`` / ``\\uNNNN`` (:func:`adaptergate.trust.inert`), lone surrogates as ``\\uNNNN``
+    (unencodable), cut at ``limit``."""
+    from adaptergate.trust import inert
+
+    text = inert(_LINE_BREAKS.sub(" ", _to_text(value)))
     text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
     return _cap(text, limit)
 
@@ -904,6 +922,9 @@ def print_human(
         console.rule(f"[{style}]{title}[/{style}]")
     else:
         console.rule(f"[{style}]{verdict}[/{style}]")
+    policy = decision.policy
+    if policy is not None and policy.needs_review:
+        out(f"[bold yellow]{t(policy.headline(decision.tenant_id))}[/bold yellow]")
     baseline = t(decision.baseline_id) if decision.baseline_id is not None else "(none)"
     out(f"Tenant:    [cyan]{t(decision.tenant_id)}[/cyan]")
     out(f"Candidate: [cyan]{t(decision.candidate_id)}[/cyan]")

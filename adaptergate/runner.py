@@ -17,10 +17,17 @@ Traps handled: a tokenizer without a pad token (EOS is used), right padding
 (forced to the left), a failed mixed-adapter call (the adapter state is
 restored before retrying one adapter at a time), thread oversubscription on
 small CPU machines (``torch.set_num_threads``).
+
+No code from model files: every transformers load passes
+``trust_remote_code`` explicitly (``False`` unless the user gave
+``--trust-remote-code`` on the command line), and a local model directory
+whose ``config.json`` or ``tokenizer_config.json`` carries an ``auto_map`` is
+refused before anything is loaded (:func:`check_no_remote_code`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +49,9 @@ class GenerationSettings:
     device: str | None = None  # "cpu" | "cuda" | "auto"
     quantize: str | None = None  # "4bit" | "8bit"
     threads: int | None = None
+    trust_remote_code: bool = False
+    """Let transformers run Python code shipped with the model (``auto_map``): the command line's
+    ``--trust-remote-code`` only, never the Action or a manifest."""
 
     def key(self) -> dict[str, Any]:
         return {
@@ -51,7 +61,7 @@ class GenerationSettings:
 
     def load_key(self) -> tuple[Any, ...]:
         """What a loaded model depends on: two runs with the same key can share one."""
-        return (self.dtype, self.device, self.quantize)
+        return (self.dtype, self.device, self.quantize, self.trust_remote_code)
 
 
 @dataclass
@@ -67,6 +77,53 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0")
 
 
+REMOTE_CODE_FILES = ("config.json", "tokenizer_config.json")
+"""The files whose ``auto_map`` makes transformers import Python code from the model directory."""
+
+
+def check_no_remote_code(path: str | Path, *, what: str, trust_remote_code: bool = False) -> None:
+    """Refuse a local model directory that asks transformers to run its own Python code.
+
+    ``auto_map`` in ``config.json`` (model, config and tokenizer classes) or
+    in ``tokenizer_config.json`` (tokenizer classes) names Python files in
+    the directory that transformers imports when ``trust_remote_code`` is
+    set, and asks about interactively when it is not decided. Such a
+    directory is exit 2 unless ``trust_remote_code`` (``--trust-remote-code``
+    on the command line). Reads JSON only: no torch, no transformers. A
+    path that is not a local directory (a hub id) is left to the loader,
+    which is called with ``trust_remote_code=False`` and refuses by itself.
+    """
+    if trust_remote_code:
+        return
+    root = Path(os.path.expanduser(str(path)))
+    if not root.is_dir():
+        return
+    for name in REMOTE_CODE_FILES:
+        file = root / name
+        if not file.is_file():
+            continue
+        # fail closed: a file that cannot be read here cannot be shown to be free of auto_map
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(
+                f"{what} {path}: cannot read {name}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        from adaptergate.trust import json_loads_bounded
+
+        try:
+            doc = json_loads_bounded(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{what} {path}: {name} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        except ValueError as exc:  # nested too deeply, too large
+            raise InvalidInputError(f"{what} {path}: {name} is not valid JSON: {exc}") from None
+        if isinstance(doc, dict) and doc.get("auto_map"):
+            raise InvalidInputError(
+                f"{what} {path}: {name} asks to run the model's own Python code (auto_map); adaptergate does"
+                " not run code from model files unless you pass --trust-remote-code on the command line"
+            )
+
+
 def load_causal_lm(path: str | Path, settings: GenerationSettings, *, what: str = "model") -> tuple[Any, Any, str]:
     """Load a causal LM and its tokenizer as the gate does: (tokenizer, model, device).
 
@@ -74,7 +131,9 @@ def load_causal_lm(path: str | Path, settings: GenerationSettings, *, what: str 
     device from ``settings`` (bf16 on GPU, fp32 on CPU), bitsandbytes
     quantisation on request, thread count. Shared by :class:`AdapterRunner`
     (the base model) and :mod:`adaptergate.judge` (a local judge model).
+    Model code (``auto_map``) runs only with ``settings.trust_remote_code``.
     """
+    check_no_remote_code(path, what=what, trust_remote_code=settings.trust_remote_code)
     try:
         import torch
         import transformers
@@ -95,7 +154,10 @@ def load_causal_lm(path: str | Path, settings: GenerationSettings, *, what: str 
     if dtype is None:
         raise InvalidInputError(f"unknown --dtype {dtype_name!r}")
     local = Path(str(base)).is_dir()
-    kwargs: dict[str, Any] = {"local_files_only": local or _offline()}
+    # explicit, never left to transformers: undecided, it prompts on stdin before running model code
+    kwargs: dict[str, Any] = {
+        "local_files_only": local or _offline(), "trust_remote_code": bool(settings.trust_remote_code),
+    }
     try:
         tok = transformers.AutoTokenizer.from_pretrained(str(base), **kwargs)
     except Exception as exc:  # noqa: BLE001 - report any loader failure as one line
@@ -243,9 +305,12 @@ class AdapterRunner:
         if not names:
             raise InvalidInputError("no adapters to load")
         try:
-            peft_model = PeftModel.from_pretrained(model, str(adapters[names[0]]), adapter_name=names[0])
+            # adapters carry weights and a config, never code: False whatever --trust-remote-code says
+            peft_model = PeftModel.from_pretrained(
+                model, str(adapters[names[0]]), adapter_name=names[0], trust_remote_code=False,
+            )
             for name in names[1:]:
-                peft_model.load_adapter(str(adapters[name]), adapter_name=name)
+                peft_model.load_adapter(str(adapters[name]), adapter_name=name, trust_remote_code=False)
         except Exception as exc:  # noqa: BLE001
             raise EvaluationError(f"cannot attach adapters: {type(exc).__name__}: {exc}") from exc
         if getattr(model, "hf_device_map", None) is None:

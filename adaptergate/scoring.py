@@ -20,7 +20,7 @@ import numbers
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,17 +55,62 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class CodePolicy:
+    """Which ``module:function`` specs may be imported, and from where.
+
+    The GitHub Action sets one (:func:`restrict_code`): only the modules its
+    workflow names (inputs ``scorer`` and ``metric``) are importable, each
+    from a directory that holds that module alone (a copy of the pull
+    request's base version), so nothing in the checkout is ever on
+    ``sys.path``. The CLI sets none: the current directory is importable, as
+    in 0.5.4, because its user chose the files.
+    """
+
+    roots: Mapping[str, Path | None]
+    """Top-level module name -> the directory holding only it (None: an installed package)."""
+
+    def root_for(self, spec: str, module_name: str) -> Path | None:
+        top = module_name.split(".", 1)[0]
+        if top not in self.roots:
+            raise InvalidInputError(
+                f"{spec}: not named by the workflow — the Action imports only the module:function specs"
+                " its workflow names (inputs scorer and metric), never one chosen by content under review"
+            )
+        return self.roots[top]
+
+
+_code_policy: CodePolicy | None = None
+
+
+def restrict_code(policy: CodePolicy | None) -> None:
+    """Set (or with None lift) the process's :class:`CodePolicy`."""
+    global _code_policy
+    _code_policy = policy
+
+
+def code_policy() -> CodePolicy | None:
+    return _code_policy
+
+
 def load_scorer(spec: str, *, search_path: Path | None = None) -> Scorer:
-    """Import ``module:function``; the current directory is importable, as in 0.5.4."""
+    """Import ``module:function``; the current directory is importable, as in 0.5.4
+    (unless a :class:`CodePolicy` is in force: then only what it names, from where it says)."""
     spec = spec.strip()
     if not _SPEC_RE.match(spec):
         raise InvalidInputError(
             f"--scorer must be 'module:function' (e.g. my_eval:score), got {spec!r}"
         )
     module_name, func_name = spec.split(":", 1)
-    root = str(search_path or Path.cwd())
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    if _code_policy is not None:
+        trusted = _code_policy.root_for(spec, module_name)
+        root = str(trusted) if trusted is not None else "no directory of the checkout"
+        if trusted is not None and str(trusted) not in sys.path:
+            sys.path.insert(0, str(trusted))  # it holds this one module only
+    else:
+        root = str(search_path or Path.cwd())
+        if root not in sys.path:
+            sys.path.insert(0, root)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

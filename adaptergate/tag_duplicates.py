@@ -20,7 +20,8 @@ Four rules, each on normalised tags (key and value case-folded, ``-``, ``_``,
    numbered family (``value_0041``, ``value_0042``, ... under one key) does
    not count: that is a schema, not a duplicate.
 4. *likely typo*: two values under the same key, both at least
-   :data:`MIN_VALUE_LEN` characters, one edit apart (insertion, deletion,
+   :data:`MIN_VALUE_LEN` and at most :data:`MAX_TYPO_VALUE_LEN` characters,
+   one edit apart (insertion, deletion,
    substitution or adjacent transposition). Pairs that differ only in digits
    (``level1``/``level2``) or in a one-letter token (``plan_a``/``plan_b``)
    are systematic names and are not reported.
@@ -29,6 +30,18 @@ Rule 4 is near-linear: each value is indexed under itself and its
 single-deletion variants, per key, in a dict; only values sharing a bucket are
 compared, exactly. A bucket holding more than ``max_group`` distinct values is
 a family of systematic names and is skipped; the same cap bounds rules 2 and 3.
+
+Tags arrive in pull requests, so the whole check must stay linear in the
+total tag bytes whatever they look like. Rule 4 only considers values of at
+most :data:`MAX_TYPO_VALUE_LEN` characters: a value of ``n`` characters has
+``n + 1`` variants of about ``n`` characters each, quadratic in ``n`` (twelve
+400 KB values under one key would mean hundreds of gigabytes of variants),
+and slice tags are short names. With the cap, a value costs at most
+``MAX_TYPO_VALUE_LEN + 1`` short strings, so rule 4 is linear in the number
+of values; rules 1 to 3 are linear in the tag bytes as they are. Holdout
+validation refuses longer tags anyway
+(:data:`adaptergate.holdout.MAX_SLICE_TAG_CHARS`); the cap here keeps the
+function itself safe for any caller.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from adaptergate.models import DuplicateSlices
 
 __all__ = [
     "GENERIC_VALUES",
+    "MAX_TYPO_VALUE_LEN",
     "MIN_VALUE_LEN",
     "REASON_BARE",
     "REASON_CASE",
@@ -51,6 +65,14 @@ __all__ = [
 
 MIN_VALUE_LEN = 5
 """Shortest normalised value that rules 3 and 4 consider."""
+
+MAX_TYPO_VALUE_LEN = 64
+"""Longest normalised value that rule 4 (typos) considers.
+
+Slice tags are short names (the longest value in the bundled holdouts has 17
+characters); rule 4's cost per value grows with the square of its length, so
+longer values are left out of it (rules 1 to 3 still see them).
+"""
 
 GENERIC_VALUES: frozenset[str] = frozenset(
     {
@@ -91,7 +113,11 @@ def _strip_digits(text: str) -> str:
 
 
 def _neighbourhood(value: str) -> list[str]:
-    """``value`` and its distinct single-deletion variants."""
+    """``value`` and its distinct single-deletion variants.
+
+    ``n + 1`` strings of about ``n`` characters for a value of ``n``: callers
+    only pass values of at most :data:`MAX_TYPO_VALUE_LEN` characters.
+    """
     n = len(value)
     out = [value]
     out.extend(
@@ -228,9 +254,10 @@ def find_duplicate_slices(tags: Iterable[str], *, max_group: int = 50) -> list[D
             raws = [r for k in kept for r in keyed[k]]
             report(raws, f"same value under keys {', '.join(kept)}")
 
-    # Rule 4: one edit apart within a key, via single-deletion buckets.
+    # Rule 4: one edit apart within a key, via single-deletion buckets;
+    # values longer than MAX_TYPO_VALUE_LEN are left out (module docstring).
     for key, values in values_by_key.items():
-        long_values = [v for v in values if len(v) >= MIN_VALUE_LEN]
+        long_values = [v for v in values if MIN_VALUE_LEN <= len(v) <= MAX_TYPO_VALUE_LEN]
         if len(long_values) < 2:
             continue
         # Values equal once digits are removed are systematic siblings:

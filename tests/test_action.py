@@ -98,6 +98,28 @@ def _holdout(n_refund: int = 12, n_other: int = 36, prompt=lambda tag, i: f"ques
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+    "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com",
+    "GIT_AUTHOR_DATE": "2026-11-01T10:00:00Z", "GIT_COMMITTER_DATE": "2026-11-01T10:00:00Z",
+    "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True,
+                          env=GIT_ENV).stdout.strip()
+
+
+def commit_all(root: Path, message: str) -> str:
+    """Commit everything in ``root`` (a repository is made on first use); the commit's sha."""
+    if not (root / ".git").exists():
+        git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--allow-empty", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
 @pytest.fixture
 def workspace(tmp_path) -> Path:
     ws = tmp_path / "workspace"
@@ -127,6 +149,7 @@ def run_action(
     fork: bool = False,
     extra_env: dict[str, str] | None = None,
     base_with: dict[str, str] | None = None,
+    commit_base: bool = True,
 ) -> Run:
     home = workspace.parent / "home"
     files = workspace.parent / "file_commands"
@@ -136,8 +159,11 @@ def run_action(
     for f in (output, summary):
         f.write_text("", encoding="utf-8")
     if event is None and event_name == "pull_request":
+        # The pull request changes nothing the gate's policy reads: the workspace as it is now is
+        # also its base commit (tests of what a pull request may change set up both sides).
+        base = commit_all(workspace, "base") if commit_base else BASE_SHA
         event = make_pull_request_event(
-            owner="acme", repo="adapters", number=PR, head_sha=HEAD_SHA, base_sha=BASE_SHA, fork=fork,
+            owner="acme", repo="adapters", number=PR, head_sha=HEAD_SHA, base_sha=base, fork=fork,
         )
     event_path = workspace.parent / "event.json"
     event_path.write_text(json.dumps(event or {}), encoding="utf-8")

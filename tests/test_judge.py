@@ -594,4 +594,6 @@ def test_action_inputs_drive_the_judge(demo_assets, standin, tmp_path):
     assert run.outputs["driver-slice"] == "intent=refund"
     assert "⚖️ Judge" in run.summary and "| accuracy |" in run.summary
     assert standin.headers and all(h.get("Authorization") == "Bearer sk-test-123" for h in standin.headers)
-    assert "sk-test-123" not in run.stdout + run.summary
+    # the key is masked (the runner hides every later occurrence) and never printed otherwise
+    assert [ln for ln in (run.stdout + run.stderr).splitlines() if "sk-test-123" in ln] == ["::add-mask::sk-test-123"]
+    assert "sk-test-123" not in run.summary

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from adaptergate.discovery import plan_manifest_gate, run_manifest_gate
 from adaptergate.errors import InvalidInputError
@@ -298,13 +299,25 @@ ONE_CRITERION = [{"name": "accuracy", "weight": 1.0, "rubric": "The answer does 
 
 
 def _judged(repo, judge: dict | None) -> None:
-    """Re-commit the head with acme gated by the judge."""
+    """acme gated by the judge: the policy is read from the base commit, so a new base commit
+    gets the judge (and any new file in the working tree), then the promotion goes on top."""
     root = repo["root"]
-    head = json.loads(json.dumps(repo["manifest"]))
-    head["tenants"]["acme"]["gate"] = {"metric": "judge", **({"judge": judge} if judge is not None else {})}
-    _write(root, head)
+    gate = {"metric": "judge", **({"judge": judge} if judge is not None else {})}
+    head_commit = repo["head"]
+    git(root, "checkout", "-q", repo["base"], "--", "adapters", "adaptergate.yaml")
+    base = yaml.safe_load((root / "adaptergate.yaml").read_text())
+    base["tenants"]["acme"]["gate"] = gate
+    _write(root, base)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "acme is judged")
+    repo["base"] = git(root, "rev-parse", "HEAD")
+    git(root, "checkout", "-q", head_commit, "--", "adapters", "adaptergate.yaml")
+    head = json.loads(json.dumps(repo["manifest"]))
+    head["tenants"]["acme"]["gate"] = gate
+    _write(root, head)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "promote acme 1.1.0 (judged)")
+    repo["head"] = git(root, "rev-parse", "HEAD")
 
 
 def test_a_judged_tenant_takes_its_judge_from_the_manifest_and_the_command_line_wins(repo, tmp_path):

@@ -96,3 +96,12 @@ def exit_code_for(exc: BaseException) -> ExitCode:
         return exc.exit_code
     # Anything unexpected is a failure of the gate itself, never a verdict.
     return ExitCode.EVALUATION_FAILED
+
+
+class StorageError(EvaluationError):
+    """A file adaptergate keeps (audit log, replay buffer, …) could not be written.
+
+    The message is one line naming the file, the operating system's reason
+    and what was left on disk, e.g. ``cannot append to data/audit.jsonl: No
+    space left on device (the file was left as it was)``.
+    """

@@ -19,9 +19,16 @@ read as :class:`ReplayRecord` whose :meth:`ReplayRecord.decision` parses the
 string. Every record we write carries ``schema_version``.
 
 Every unreadable or malformed file is reported as
-:class:`~adaptergate.errors.InvalidInputError` naming the file and the line.
-A file that does not exist reads as empty: whether that is an error is the
-caller's decision.
+:class:`~adaptergate.errors.InvalidInputError` naming the file and the line,
+with one exception: a *torn* last line (no newline, the start of a record
+that does not parse: a write that did not finish, see
+:mod:`adaptergate.storage`) is skipped with a warning naming the file and
+the line, and every complete record before it is read. A file that does not
+exist reads as empty: whether that is an error is the caller's decision.
+
+A write that fails (a full disk) raises
+:class:`~adaptergate.errors.StorageError` (exit code 3) and leaves the file
+as it was.
 """
 
 from __future__ import annotations
@@ -36,9 +43,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from adaptergate import __version__
-from adaptergate.errors import InvalidInputError, Problem
+from adaptergate.errors import InvalidInputError, Problem, StorageError
 from adaptergate.models import SCHEMA_VERSION, GateDecision, QueryRow
-from adaptergate.storage import fsync_dir, atomic_write, file_lock, locked_append
+from adaptergate.storage import (
+    atomic_write,
+    drop_torn_tail,
+    file_lock,
+    is_torn_fragment,
+    locked_append,
+    rotate_append,
+    split_torn_tail,
+    warn_torn_tail,
+)
 
 __all__ = [
     "AuditLog",
@@ -96,8 +112,13 @@ def _json_lines(path: Path, data: bytes, *, skip_bad: bool) -> Iterator[tuple[in
 
     A line that is not UTF-8, not JSON, or not a JSON object raises
     :class:`InvalidInputError` naming ``path:line``, unless ``skip_bad``.
+    A torn last line (:func:`~adaptergate.storage.is_torn_fragment`) is
+    skipped with a warning naming ``path:line``, ``skip_bad`` or not.
     """
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+    body, torn_line = split_torn_tail(data)
+    if torn_line is not None:
+        warn_torn_tail(path, torn_line, len(data) - len(body))
+    for lineno, raw in enumerate(body.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -279,12 +300,21 @@ class AuditLog:
 
 
 def write_rows(path: str | os.PathLike[str], decision: GateDecision) -> None:
-    """Write ``decision.per_query`` to ``path`` as JSONL, replacing it atomically."""
+    """Write ``decision.per_query`` to ``path`` as JSONL, replacing it atomically.
+
+    A failed write (a full disk) raises :class:`StorageError` and leaves the
+    previous file as it was.
+    """
     target = Path(path)
-    atomic_write(
-        target,
-        ((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8") for row in decision.per_query),
-    )
+    try:
+        atomic_write(
+            target,
+            ((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8") for row in decision.per_query),
+        )
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write {target}: {exc.strerror or exc} (the file was left as it was)"
+        ) from exc
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[QueryRow]:
@@ -420,25 +450,31 @@ class ReplayBuffer:
         }
         line = _dumps(record)
         with file_lock(self.path):
+            # A torn fragment of a failed add is no record: drop it before
+            # counting, so it neither counts nor travels to <path>.1.
+            drop_torn_tail(self.path)
             if self._live_line_count() >= self.max_records:
-                os.replace(self.path, self.rotated_path)
-                fsync_dir(self.path.parent)
-            locked_append(self.path, [line], locked=True)
+                # The fresh file is written before the renames: a full disk
+                # leaves both files as they were.
+                rotate_append(self.path, self.rotated_path, [line])
+            else:
+                locked_append(self.path, [line], locked=True)
         return ReplayRecord.model_validate(record)
 
     def _live_line_count(self) -> int:
-        """Lines in the live file (a last line without newline counts)."""
+        """Lines in the live file (a last line without newline counts, unless torn)."""
         try:
             fh = open(self.path, "rb")
         except FileNotFoundError:
             return 0
         count = 0
-        last = b"\n"
+        tail = b""
         with fh:
             while chunk := fh.read(_READ_CHUNK):
                 count += chunk.count(b"\n")
-                last = chunk[-1:]
-        return count + (last != b"\n")
+                nl = chunk.rfind(b"\n")
+                tail = chunk[nl + 1:] if nl >= 0 else tail + chunk
+        return count + (bool(tail) and not is_torn_fragment(tail))
 
     # -- reading ---------------------------------------------------------
 

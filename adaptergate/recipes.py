@@ -75,7 +75,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adaptergate.errors import InvalidInputError, UsageError
 from adaptergate.models import GateDecision
-from adaptergate.storage import atomic_write, file_lock, locked_append
+from adaptergate.storage import atomic_write, file_lock, locked_append, split_torn_tail, warn_torn_tail
 
 __all__ = [
     "DEFAULT_APPLICATIONS_NAME",
@@ -605,24 +605,54 @@ class RecipeRecommendation(BaseModel):
 # ---------------------------------------------------------------------------
 
 
-def _read_text(path: Path, what: str) -> str | None:
-    """The file as text, or ``None`` when it does not exist."""
+def _read_data(path: Path, what: str) -> bytes | None:
+    """The file's bytes, or ``None`` when it does not exist."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
     except IsADirectoryError:
         raise InvalidInputError(f"cannot read {what} {path}: it is a directory") from None
     except OSError as exc:
         raise InvalidInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def _without_torn_tail(path: Path, data: bytes) -> tuple[bytes, bool]:
+    """``data`` less a torn last line, the start of a record that a failed
+    write left without its newline (:func:`~adaptergate.storage.is_torn_fragment`),
+    which is reported as a warning naming ``path:line``; and whether there was one."""
+    body, torn_line = split_torn_tail(data)
+    if torn_line is None:
+        return data, False
+    warn_torn_tail(path, torn_line, len(data) - len(body))
+    return body, True
+
+
+def _decode(path: Path, what: str, data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{what} {path} is not valid UTF-8 (byte {exc.start})") from None
 
 
+def _read_text(path: Path, what: str, *, torn_tail_ok: bool = False) -> str | None:
+    """The file as text, or ``None`` when it does not exist.
+
+    ``torn_tail_ok`` (the append-only files): a torn last line is dropped
+    with a warning (:func:`_without_torn_tail`); the records before it are read.
+    """
+    data = _read_data(path, what)
+    if data is None:
+        return None
+    if torn_tail_ok:
+        data, _ = _without_torn_tail(path, data)
+    return _decode(path, what, data)
+
+
 def _jsonl_objects(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() would also split inside a record at
+    # U+2028, U+0085 and the like, which JSON (ensure_ascii=False) leaves raw.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -664,8 +694,9 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 def _load_models(path: Path, model: type[_M], file_what: str, row_what: str) -> list[_M]:
-    """Every line of a JSONL file as ``model``; a bad line is one exit-2 line naming it."""
-    text = _read_text(path, file_what)
+    """Every line of an append-only JSONL file as ``model``; a bad line is one
+    exit-2 line naming it, a torn last line is skipped with a warning."""
+    text = _read_text(path, file_what, torn_tail_ok=True)
     if text is None:
         return []
     out: list[_M] = []
@@ -1054,10 +1085,14 @@ def read_decision(path: str | os.PathLike[str], line: int = -1) -> GateDecision:
 def _decision_records(p: Path) -> list[tuple[int | None, dict[str, Any]]]:
     """The decision records of a decision file or an audit log, oldest first,
     as ``(line number or None for a single-object file, raw object)``."""
-    text = _read_text(p, "decision file")
-    if text is None:
+    data = _read_data(p, "decision file")
+    if data is None:
         raise InvalidInputError(f"decision file not found: {p}")
+    data, torn = _without_torn_tail(p, data)  # an audit log's last append may have failed
+    text = _decode(p, "decision file", data)
     if not text.strip():
+        if torn:
+            raise InvalidInputError(f"decision file {p} holds no complete record (its only line is incomplete)")
         raise InvalidInputError(f"decision file {p} is empty")
     records: list[tuple[int | None, dict[str, Any]]]
     try:

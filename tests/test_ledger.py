@@ -241,16 +241,26 @@ def test_invalid_utf8_and_unreadable_path(tmp_path: Path) -> None:
         ReplayBuffer(a_dir, "acme").records()
 
 
-def test_append_after_torn_last_line_starts_a_new_line(tmp_path: Path) -> None:
+def test_append_after_torn_last_line_removes_the_fragment(tmp_path: Path, caplog) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path)
     log.append(make_decision("c1"))
     with path.open("a", encoding="utf-8") as fh:
         fh.write('{"kind": "decision", "cand')  # a crash mid-write, no newline
     log.append(make_decision("c2"))
-    with pytest.raises(InvalidInputError, match=r":2:"):
-        log.decisions()
-    assert [d.candidate_id for d in log.decisions(skip_bad=True)] == ["c1", "c2"]
+    # The fragment was an incomplete record: it is gone, not left mid-file.
+    assert [json.loads(line)["candidate_id"] for line in lines_of(path)] == ["c1", "c2"]
+    assert path.read_bytes().endswith(b"\n")
+    assert [d.candidate_id for d in log.decisions()] == ["c1", "c2"]
+    assert f"{path}:2: removed an incomplete last line (26 bytes" in caplog.text
+
+
+def test_append_after_complete_unterminated_line_keeps_it(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text(AUDIT_054, encoding="utf-8")  # a whole record, no newline
+    AuditLog(path).append(make_decision("c2"))
+    assert path.read_text(encoding="utf-8").startswith(AUDIT_054 + "\n{")
+    assert [d.candidate_id for d in AuditLog(path).decisions()] == ["v2", "c2"]
 
 
 def test_missing_files_read_as_empty(tmp_path: Path) -> None:

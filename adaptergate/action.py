@@ -324,6 +324,29 @@ def trusted_code(inputs: Inputs, tree: Any) -> list[Any]:
     return changes
 
 
+class TrustedInputs:
+    """Path inputs, confined to the workspace; policy files among them as the base commit has
+    them (:class:`~adaptergate.trust.BaseTree`), each difference collected in ``changes``
+    (the workflow-named code modules' first)."""
+
+    def __init__(self, ctx: RunnerContext, inputs: Inputs, tree: Any) -> None:
+        self.ctx, self.inputs, self.tree = ctx, inputs, tree
+        self.changes = trusted_code(inputs, tree)
+
+    def path(self, name: str) -> Path | None:
+        value = self.inputs.str(name)
+        return self.ctx.path(value, name) if value is not None else None
+
+    def pinned(self, name: str, what: str, directory: bool = False) -> Path | None:
+        p = self.path(name)
+        if p is None:
+            return None
+        pin = self.tree.pin_dir(p, what) if directory else self.tree.pin_file(p, what)
+        if pin.change is not None:
+            self.changes.append(pin.change)
+        return pin.path
+
+
 def build_job(ctx: RunnerContext, inputs: Inputs, tree: Any = None) -> Built:
     """The gate job the inputs describe (paths confined to the workspace; in a pull request the
     holdout, settings file, baseline adapter, base model, judge criteria and judge model as the
@@ -334,20 +357,8 @@ def build_job(ctx: RunnerContext, inputs: Inputs, tree: Any = None) -> Built:
 
     if tree is None:
         tree = base_tree(ctx, inputs)
-    changes = trusted_code(inputs, tree)
-
-    def path(name: str) -> Path | None:
-        value = inputs.str(name)
-        return ctx.path(value, name) if value is not None else None
-
-    def pinned(name: str, what: str, directory: bool = False) -> Path | None:
-        p = path(name)
-        if p is None:
-            return None
-        pin = tree.pin_dir(p, what) if directory else tree.pin_file(p, what)
-        if pin.change is not None:
-            changes.append(pin.change)
-        return pin.path
+    reader = TrustedInputs(ctx, inputs, tree)
+    changes, path, pinned = reader.changes, reader.path, reader.pinned
 
     holdout_here = ctx.path(inputs.required("holdout"), "holdout")
     holdout = tree.pin_file(holdout_here, "holdout")
@@ -1081,20 +1092,8 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
     from adaptergate.trust import BaseTree
 
     run.tree = tree = BaseTree.open(ctx.workspace, base_ref)
-    code_changes = trusted_code(inputs, tree)
-
-    def path(name: str) -> Path | None:
-        value = inputs.str(name)
-        return ctx.path(value, name) if value is not None else None
-
-    def pinned(name: str, what: str, directory: bool = False) -> Path | None:
-        p = path(name)
-        if p is None:
-            return None
-        pin = tree.pin_dir(p, what) if directory else tree.pin_file(p, what)
-        if pin.change is not None:
-            code_changes.append(pin.change)
-        return pin.path
+    reader = TrustedInputs(ctx, inputs, tree)
+    code_changes, path, pinned = reader.changes, reader.path, reader.pinned
 
     cache_dir = path("cache-dir")
     if cache_dir is not None:

@@ -434,13 +434,13 @@ class BaseTree:
         * added by the pull request: the checkout's file, noted as added (there is
           no trusted version: a human must review it).
         """
-        key = ("file", str(path))
-        if key in self._pinned:
-            return self._pinned[key]
-        shown = self._rel(path) or path.as_posix()
-        pinned = self._pin_file(path, what, shown)
-        self._pinned[key] = pinned
-        return pinned
+        return self._memo("file", path, what, self._pin_file)
+
+    def _memo(self, kind: str, path: Path, what: str, pin: Any) -> Pinned:
+        key = (kind, str(path))
+        if key not in self._pinned:
+            self._pinned[key] = pin(path, what, self._rel(path) or path.as_posix())
+        return self._pinned[key]
 
     def _pin_file(self, path: Path, what: str, shown: str) -> Pinned:
         if not self.active:
@@ -454,10 +454,10 @@ class BaseTree:
             return Pinned(path, shown)
         blob = self._blob(rel)
         if blob is None:
-            if not self._tracked_at_head(rel) and not path.exists():
-                return Pinned(path, shown)  # absent on both sides: the reader reports it missing
             if not self._tracked_at_head(rel):
-                return Pinned(path, shown)  # untracked: staged by the workflow, not content under review
+                # untracked (staged by the workflow, not content under review), or absent on
+                # both sides (the reader reports it missing)
+                return Pinned(path, shown)
             return Pinned(path, shown, _file_change(what, shown, "added"))
         try:
             here = path.read_bytes() if path.is_file() else None
@@ -474,13 +474,7 @@ class BaseTree:
     def pin_dir(self, path: Path, what: str) -> Pinned:
         """A directory (a baseline adapter) as the base commit has it: every tracked file
         compared; a copy of the base version when the pull request changed any."""
-        key = ("dir", str(path))
-        if key in self._pinned:
-            return self._pinned[key]
-        shown = self._rel(path) or path.as_posix()
-        pinned = self._pin_dir(path, what, shown)
-        self._pinned[key] = pinned
-        return pinned
+        return self._memo("dir", path, what, self._pin_dir)
 
     def _pin_dir(self, path: Path, what: str, shown: str) -> Pinned:
         if not self.active:

@@ -65,7 +65,6 @@ RUN set -eu; \
     git --version
 
 COPY pyproject.toml README.md LICENSE NOTICE /tmp/adaptergate-src/
-COPY templates/ /tmp/adaptergate-src/templates/
 COPY adaptergate/ /tmp/adaptergate-src/adaptergate/
 
 # Install the package (not editable) with its extras. The base's torch is pinned

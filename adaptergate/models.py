@@ -3,7 +3,7 @@
 These pydantic models are what crosses a boundary: what the CLI and the
 Action pass in, what the audit log, the replay buffer and ``--format json``
 write out. Internals (scores, slice membership) are numpy arrays and plain
-dataclasses; see :mod:`adaptergate.decision`.
+dataclasses; see :mod:`adaptergate.decide.rules`.
 
 Reading compatibility: a decision written by adaptergate 0.5.4
 (``schema_version`` 2) validates into :class:`GateDecision`; fields it lacks

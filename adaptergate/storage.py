@@ -21,8 +21,8 @@ names the file and the reason. A process killed mid-write, a power loss or
 another tool can still leave a *torn tail*: a last line without its newline.
 
 A torn tail is recognised by one rule, :func:`is_torn_fragment`, shared by
-the writers here and the readers (:mod:`adaptergate.ledger`,
-:mod:`adaptergate.recipes`): the bytes after the file's last newline are a
+the writers here and the readers (:mod:`adaptergate.pipeline.ledger`,
+:mod:`adaptergate.recipes.library`): the bytes after the file's last newline are a
 torn fragment when they start with ``{`` (every record is a JSON object,
 written compactly) and do not parse as JSON (nor decode as UTF-8). A proper
 prefix of a JSON object never parses, so a complete record is never taken

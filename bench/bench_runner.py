@@ -1,4 +1,4 @@
-"""Benchmark of the model runner (``adaptergate.runner.AdapterRunner``).
+"""Benchmark of the model runner (``adaptergate.backends.peft.AdapterRunner``).
 
 Evaluates the same queries through the same loaded model, baseline AND
 candidate adapter per query (2 evaluations per query), in four ways:
@@ -21,7 +21,7 @@ Exit code 1 when any of them differs.
 
 Two models:
 
-a. the tiny demo model (``adaptergate.tinymodel.build_demo_assets``, built
+a. the tiny demo model (``adaptergate.demos.tinymodel.build_demo_assets``, built
    into ``bench/_work/demo`` on first use, about a minute), on its holdout;
 b. a ~10.8M-parameter random Llama (hidden 384, 6 layers, 6 heads,
    intermediate 1024, the demo tokenizer's 220 tokens) with two random LoRA
@@ -251,7 +251,7 @@ def run_model(label: str, base: Path, adapters: dict[str, Path], ids: Sequence[s
               golds: dict[str, Sequence[str]] | None, max_new_tokens: int, batch_size: int,
               threads: int, repeat: int, loop_note: str | None) -> dict[str, Any]:
     """All four modes on one loaded model. ``golds=None``: golds are loop (1)'s outputs."""
-    from adaptergate.runner import AdapterRunner, GenerationSettings
+    from adaptergate.backends.peft import AdapterRunner, GenerationSettings
 
     n = len(prompts)
     names = [BASELINE, CANDIDATE]
@@ -410,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (", --quick" if args.quick else "") + f", fastest of {repeat} run(s) per mode")
     say(f"load average before: {load_avg()} (other work on the machine skews every number)")
 
-    from adaptergate.tinymodel import build_demo_assets
+    from adaptergate.demos.tinymodel import build_demo_assets
 
     t0 = time.perf_counter()
     demo = build_demo_assets(WORK_DIR / "demo", progress=lambda m: say(f"  demo build: {m}"))

@@ -1,4 +1,4 @@
-"""Benchmark of the duplicate-tag check (``adaptergate.tag_duplicates.find_duplicate_slices``).
+"""Benchmark of the duplicate-tag check (``adaptergate.holdout.tags.find_duplicate_slices``).
 
 The check reads slice tags that arrive in a pull request (a holdout file), so
 its cost must stay linear in the total tag bytes whatever the tags look like.
@@ -88,7 +88,7 @@ def build_tags(case: str) -> list[str]:
 
 
 def worker(case: str) -> int:
-    from adaptergate.tag_duplicates import find_duplicate_slices
+    from adaptergate.holdout.tags import find_duplicate_slices
 
     tags = build_tags(case)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

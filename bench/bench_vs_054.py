@@ -558,7 +558,7 @@ def resolve_new_side(args) -> Side:
     # when it is not pip-installed.
     env = child_env([BENCH_DIR, REPO_ROOT])
     script = Path(sys.executable).with_name("adaptergate")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "adaptergate.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "adaptergate.cli.app"]
     return Side("new", cmd, env)
 
 
@@ -592,7 +592,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout-new", type=float, default=600.0, help="timeout for every new-package run, s")
     ap.add_argument("--new-cmd", default=None,
                     help="command of the new CLI (default: the adaptergate console script next to "
-                         "this interpreter, else `python -m adaptergate.cli`, with the checkout on "
+                         "this interpreter, else `python -m adaptergate.cli.app`, with the checkout on "
                          "PYTHONPATH)")
     ap.add_argument("--new-reads", choices=["raw", "wrapped"], default="raw",
                     help="holdout format given to the new CLI (wrapped: for smoke tests with "

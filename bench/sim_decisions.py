@@ -36,7 +36,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from adaptergate.decision import build_slice_index, decide_stat, decide_threshold  # noqa: E402
+from adaptergate.decide.rules import build_slice_index, decide_stat, decide_threshold  # noqa: E402
 from adaptergate.models import GateConfig  # noqa: E402
 
 EPS, SLICE_EPS, MIN_SIZE, ALPHA = 0.02, 0.10, 3, 0.05

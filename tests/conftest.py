@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 ``demo_assets``: the tiny Llama with its two LoRA adapters, trained once per
-test session by :mod:`adaptergate.tinymodel` (the builder `adaptergate demo`
+test session by :mod:`adaptergate.demos.tinymodel` (the builder `adaptergate demo`
 uses); the candidate was trained on data where refund answers were corrupted.
 """
 
@@ -25,7 +25,7 @@ def demo_assets(demo_cache_root):
     import torch
 
     torch.set_num_threads(1)
-    from adaptergate.tinymodel import CACHE_SUBDIR, build_demo_assets
+    from adaptergate.demos.tinymodel import CACHE_SUBDIR, build_demo_assets
 
     # where `adaptergate demo` looks when ADAPTERGATE_CACHE=demo_cache_root
     return build_demo_assets(demo_cache_root / CACHE_SUBDIR)

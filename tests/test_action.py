@@ -525,7 +525,7 @@ def test_markdown_injection_in_query_text_is_neutralised(workspace, stub):
 
 
 def test_rejected_report_ends_with_the_recipes_that_fit(workspace, stub):
-    from adaptergate.cli import main
+    from adaptergate.cli.app import main
 
     assert main(["recipes", "seed", "--recipes", str(workspace / "recipes.jsonl")]) == 0
     run = run_action(workspace, stub, {"recipes": "recipes.jsonl"})
@@ -538,7 +538,7 @@ def test_rejected_report_ends_with_the_recipes_that_fit(workspace, stub):
 
 
 def test_cli_gate_recipes_option(tmp_path, capsys):
-    from adaptergate.cli import main
+    from adaptergate.cli.app import main
     from adaptergate.examples import EXAMPLE_HOLDOUT
 
     lib = tmp_path / "recipes.jsonl"

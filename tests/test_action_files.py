@@ -2,7 +2,7 @@
 
 Lints them with the tools GitHub users would (check-jsonschema's built-in
 SchemaStore schemas, actionlint) and pins the action's contract: the input and
-output names that ``adaptergate.action`` (the container's entry point) reads
+output names that ``adaptergate.action.runtime`` (the container's entry point) reads
 and writes. The linters come from the ``test`` extra; a lint test skips only
 when its tool is not installed.
 """
@@ -32,7 +32,7 @@ EXAMPLE_CONTAINER = REPO / "examples" / "workflows" / "adaptergate-gate-containe
 IMAGE = "ghcr.io/adaptergate/adaptergate-action:v1"
 PUBLISHED_ACTION = "adaptergate/adaptergate-action@v1"
 
-# The action's contract (names must match adaptergate.action exactly).
+# The action's contract (names must match adaptergate.action.runtime exactly).
 CONTRACT_INPUTS = {
     "tenant", "holdout",
     "scorer", "candidate", "baseline",
@@ -270,15 +270,15 @@ def test_runner_env_names_are_distinct(action: dict[str, Any]):
 
 
 def action_module() -> Any:
-    """adaptergate.action, the container's entry point (fails, never skips)."""
+    """adaptergate.action.runtime, the container's entry point (fails, never skips)."""
     try:
-        import adaptergate.action as module
+        import adaptergate.action.runtime as module
     except ModuleNotFoundError as exc:
         problem = str(exc)
     else:
         return module
     pytest.fail(
-        f"adaptergate.action cannot be imported ({problem}); it is the container's "
+        f"adaptergate.action.runtime cannot be imported ({problem}); it is the container's "
         "entry point and must expose INPUT_NAMES and OUTPUT_NAMES"
     )
 
@@ -288,7 +288,7 @@ def test_action_module_reads_every_input(action: dict[str, Any]):
     assert len(set(names)) == len(names), "INPUT_NAMES has duplicates"
     assert set(names) == set(action["inputs"]), (
         f"only in action.yml: {sorted(set(action['inputs']) - set(names))}, "
-        f"only in adaptergate.action: {sorted(set(names) - set(action['inputs']))}"
+        f"only in adaptergate.action.runtime: {sorted(set(names) - set(action['inputs']))}"
     )
 
 
@@ -500,7 +500,7 @@ ACTION_ONLY_INPUTS = {"report-dir", "github-token", "comment", "check-run", "che
 def gate_options() -> set[str]:
     import typer.main
 
-    from adaptergate.cli import app
+    from adaptergate.cli.app import app
 
     gate = typer.main.get_command(app).commands["gate"]  # type: ignore[attr-defined]
     return {opt for p in gate.params for opt in (*p.opts, *p.secondary_opts)}

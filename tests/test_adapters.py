@@ -1,7 +1,7 @@
 """Adapter validation against the base model, without loading either.
 
 Fixtures are real: tiny Llama models saved by transformers and LoRA adapters
-saved by PEFT. torch builds them here; :mod:`adaptergate.adapters` itself
+saved by PEFT. torch builds them here; :mod:`adaptergate.backends.adapters` itself
 never imports it.
 """
 
@@ -23,7 +23,7 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-from adaptergate.adapters import (  # noqa: E402
+from adaptergate.backends.adapters import (  # noqa: E402
     check_base_hash,
     inspect_base,
     read_safetensors_header,
@@ -368,7 +368,7 @@ def test_base_must_be_a_local_directory(tmp_path):
 
 def test_import_does_not_pull_in_torch():
     code = (
-        "import sys, adaptergate.adapters; "
+        "import sys, adaptergate.backends.adapters; "
         "heavy = [m for m in ('torch', 'safetensors', 'transformers', 'peft', 'numpy') "
         "if m in sys.modules]; "
         "assert not heavy, heavy"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-import adaptergate.tag_duplicates as tag_duplicates
-from adaptergate.adapters import (
+import adaptergate.holdout.tags as tag_duplicates
+from adaptergate.backends.adapters import (
     MAX_ADAPTER_CONFIG_BYTES,
     MAX_CONFIG_ENTRIES,
     MAX_NAME_CHARS,
@@ -32,11 +32,11 @@ from adaptergate.adapters import (
     read_safetensors_header,
     validate_adapter,
 )
-from adaptergate.cli import main
+from adaptergate.cli.app import main
 from adaptergate.errors import HoldoutError, InvalidInputError, exit_code_for
 from adaptergate.examples import EXAMPLE_HOLDOUT
-from adaptergate.holdout import MAX_SLICE_TAG_CHARS, add_query, import_queries, load_holdout
-from adaptergate.manifest import (
+from adaptergate.holdout.store import MAX_SLICE_TAG_CHARS, add_query, import_queries, load_holdout
+from adaptergate.manifest.model import (
     CARD_FILE,
     MAX_CARD_BYTES,
     MAX_MANIFEST_BYTES,
@@ -44,7 +44,7 @@ from adaptergate.manifest import (
     parse_manifest,
     read_card,
 )
-from adaptergate.tag_duplicates import MAX_TYPO_VALUE_LEN, find_duplicate_slices
+from adaptergate.holdout.tags import MAX_TYPO_VALUE_LEN, find_duplicate_slices
 from adaptergate.trust import MAX_JSON_DEPTH, json_loads_bounded, nesting_exceeds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -568,8 +568,8 @@ BOMB_LINES = ALIAS_BOMB.split("    card:\n", 1)[1]
 
 def test_every_yaml_reader_refuses_aliases_and_depth(tmp_path):
     """Judge criteria and promote's --card file are read like a manifest: no aliases, bounded depth."""
-    from adaptergate.judge import load_criteria
-    from adaptergate.promotion import _read_card_file
+    from adaptergate.metrics.judge import load_criteria
+    from adaptergate.manifest.lifecycle import _read_card_file
 
     bomb = "criteria:\n" + BOMB_LINES.replace("      ", "  ")
     (tmp_path / "criteria.yaml").write_text(bomb)
@@ -583,9 +583,9 @@ def test_every_yaml_reader_refuses_aliases_and_depth(tmp_path):
 
 
 def test_deep_json_in_a_base_config_or_a_manifest_adapter_is_exit_2(tmp_path):
-    from adaptergate.manifest import TenantChange, verify_change
-    from adaptergate.promotion import _lora_facts
-    from adaptergate.runner import check_no_remote_code
+    from adaptergate.manifest.model import TenantChange, verify_change
+    from adaptergate.manifest.lifecycle import _lora_facts
+    from adaptergate.backends.peft import check_no_remote_code
 
     base = tmp_path / "base"
     base.mkdir()

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from adaptergate.calibration import noise_floor, suggest_margins
-from adaptergate.cli import main
+from adaptergate.decide.calibration import noise_floor, suggest_margins
+from adaptergate.cli.app import main
 from adaptergate.examples import EXAMPLE_HOLDOUT
 
 NOISY = (

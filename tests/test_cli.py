@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptergate.cli import main
+from adaptergate.cli.app import main
 from adaptergate.examples import EXAMPLE_HOLDOUT
 
 MOCK = "adaptergate.examples.mock_scorer:score"
@@ -250,7 +250,7 @@ def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
 def test_console_script_end_to_end(tmp_path):
     """The installed entry point, as a user runs it: exit code and stderr."""
     exe = Path(sys.executable).with_name("adaptergate")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "adaptergate.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "adaptergate.cli.app"]
     (tmp_path / "h.jsonl").write_text('{"id": "a"}\n{oops\n')
     p = subprocess.run(
         [*cmd, "gate", "--tenant", "t", "--candidate", "c", "--baseline", "b", "--holdout", "h.jsonl",
@@ -262,7 +262,7 @@ def test_console_script_end_to_end(tmp_path):
 
 
 def test_import_does_not_load_the_ml_stack():
-    code = "import sys, adaptergate, adaptergate.cli; print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    code = "import sys, adaptergate, adaptergate.cli.app; print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptergate.cli import main
-from adaptergate.datacheck import check_data, normalise, record_text
+from adaptergate.cli.app import main
+from adaptergate.holdout.datacheck import check_data, normalise, record_text
 
 SCHEMA_2020_12 = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

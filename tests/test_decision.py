@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptergate.decision import build_slice_index, decide_threshold, excess_drop, ordered_mean
+from adaptergate.decide.rules import build_slice_index, decide_threshold, excess_drop, ordered_mean
 from adaptergate.models import GateConfig
 
 

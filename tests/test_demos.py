@@ -13,9 +13,9 @@ import tempfile
 import numpy as np
 import pytest
 
-from adaptergate import demos
-from adaptergate.cli import main
-from adaptergate.scoring import load_scorer
+from adaptergate.demos import catalog as demos
+from adaptergate.cli.app import main
+from adaptergate.scoring.scorers import load_scorer
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +133,7 @@ def test_naive_bayes_learns_its_labels():
 
 
 def test_intent_scorer_is_importable_with_a_batch_form():
-    scorer = load_scorer("adaptergate.demos:score_intent")
+    scorer = load_scorer("adaptergate.demos.catalog:score_intent")
     assert scorer.mode == "batch"
     _, holdout = demos.build_support_data()
     batch = scorer.batch(demos.BASELINE_ADAPTER, holdout[:10])

@@ -1,4 +1,4 @@
-"""Tests of adaptergate.holdout: the holdout store, on real files in tmp_path.
+"""Tests of adaptergate.holdout.store: the holdout store, on real files in tmp_path.
 
 Covers the accepted line shapes (aliases, adaptergate 0.5.4's wrapped lines),
 whole-file validation that reports every problem with its line number,
@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-import adaptergate.holdout as holdout_mod
+import adaptergate.holdout.store as holdout_mod
 from adaptergate.errors import ExitCode, HoldoutError, InvalidInputError, exit_code_for
-from adaptergate.holdout import (
+from adaptergate.holdout.store import (
     Holdout,
     Query,
     add_query,
@@ -880,7 +880,7 @@ def test_normalize_query_and_query_model_agree_examples(obj):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from adaptergate.holdout import _columns_fast  # noqa: E402
+from adaptergate.holdout.store import _columns_fast  # noqa: E402
 
 _values = st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=4), st.booleans())
 _tags = st.one_of(st.sampled_from(["intent=a", "lang=en", "=x", "bare", " =y", "k="]), st.integers(0, 2))
@@ -941,7 +941,7 @@ def test_fast_path_agrees_on_mostly_valid_files(tmp_path_factory, rows, tenant):
 def test_import_fast_path_writes_what_the_careful_path_writes(tmp_path, monkeypatch):
     """A clean source takes the columnar path; one bad line sends the same rows down the
     per-line path. The valid rows must be written identically either way."""
-    import adaptergate.holdout as H
+    import adaptergate.holdout.store as H
 
     monkeypatch.setattr(H, "_now", lambda: "2026-11-22T00:00:00+00:00")
     rows = [

@@ -184,7 +184,7 @@ def test_image_keeps_the_base_torch_and_installs_the_package(lab):
         "dists = sorted(d.metadata['Name'].lower() for d in m.distributions())\n"
         "pkg = pathlib.Path(adaptergate.__file__).parent\n"
         "print(json.dumps({'torch': m.version('torch'), 'dists': dists, 'pkg': str(pkg),\n"
-        "  'templates': sorted(p.name for p in (pkg / 'templates').glob('*')),\n"
+        "  'templates': sorted(p.name for p in (pkg / 'report' / 'templates').glob('*')),\n"
         "  'src_left': pathlib.Path('/tmp/adaptergate-src').exists(),\n"
         "  'entrypoint': pathlib.Path('/entrypoint.py').is_file(),\n"
         "  'git': __import__('shutil').which('git')}))\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 from adaptergate.examples import EXAMPLE_HOLDOUT, EXAMPLE_SCORER
-from adaptergate.job import GateJob, run_job
-from adaptergate.ledger import AuditLog, ReplayBuffer
-from adaptergate.manifest import ApprovalPolicy
+from adaptergate.pipeline.job import GateJob, run_job
+from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer
+from adaptergate.manifest.model import ApprovalPolicy
 
 
 def _job(tmp_path, candidate="adapter_good_v19", **extra) -> GateJob:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from adaptergate.errors import EvaluationError, InvalidInputError, UsageError
-from adaptergate.judge import (
+from adaptergate.metrics.judge import (
     DEFAULT_CRITERIA,
     Criterion,
     JudgeOutputError,
@@ -35,7 +35,7 @@ from adaptergate.judge import (
     public_url,
     weighted_score,
 )
-from adaptergate.model_scoring import query_hash
+from adaptergate.scoring.model import query_hash
 
 NAMES = [c.name for c in DEFAULT_CRITERIA]
 
@@ -403,8 +403,8 @@ def test_constrained_choice_lets_10_beat_1():
     """The trie of " 1," .. " 10,": after "1" the model may continue with "0" (10) or "," (1)."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from adaptergate.judge import LocalJudge
-    from adaptergate.tinymodel import build_tokenizer
+    from adaptergate.metrics.judge import LocalJudge
+    from adaptergate.demos.tinymodel import build_tokenizer
 
     tok = build_tokenizer(['{"scores": {"accuracy": 1, 2, 3, 4, 5, 6, 7, 8, 9, 0}', "reasoning"])
     prefer = [tok.convert_tokens_to_ids("1"), tok.convert_tokens_to_ids("0")]
@@ -423,7 +423,7 @@ def test_constrained_choice_lets_10_beat_1():
     judge = LocalJudge.__new__(LocalJudge)
     judge.tokenizer, judge.model, judge.torch = tok, Model(), torch
     judge._chat, judge._unk = False, tok.unk_token_id
-    from adaptergate.judge import JudgeStats
+    from adaptergate.metrics.judge import JudgeStats
 
     judge.stats = JudgeStats()
     picks = judge._choose_scores(['{"scores": {"accuracy":'], [","])
@@ -444,9 +444,9 @@ def _gate_argv(assets, cache, *extra):
 
 @pytest.mark.slow
 def test_tiny_model_as_its_own_judge(demo_assets, tmp_path, capsys, monkeypatch):
-    from adaptergate.cli import main
+    from adaptergate.cli.app import main
     from adaptergate.models import GateDecision
-    from adaptergate.rendering import render
+    from adaptergate.report.render import render
 
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
     argv = _gate_argv(demo_assets, tmp_path / "cache", "--judge-model", str(demo_assets.base_dir))
@@ -486,7 +486,7 @@ def test_tiny_model_as_its_own_judge(demo_assets, tmp_path, capsys, monkeypatch)
 def test_a_judge_whose_context_holds_the_prompts_brings_no_warning(demo_assets, tmp_path, capsys, monkeypatch):
     import shutil
 
-    from adaptergate.cli import main
+    from adaptergate.cli.app import main
 
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
     judge_dir = tmp_path / "long-context-judge"
@@ -508,9 +508,9 @@ def test_a_judge_whose_context_holds_the_prompts_brings_no_warning(demo_assets, 
 
 @pytest.mark.slow
 def test_url_judge_end_to_end_rejects_on_accuracy(demo_assets, standin, tmp_path, capsys, monkeypatch):
-    from adaptergate.cli import main
+    from adaptergate.cli.app import main
     from adaptergate.models import GateDecision
-    from adaptergate.rendering import render
+    from adaptergate.report.render import render
 
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
     code = main(_gate_argv(demo_assets, tmp_path / "c", "--judge-url", standin.url, "--judge-name", "judge-7b",
@@ -536,7 +536,7 @@ def test_url_judge_end_to_end_rejects_on_accuracy(demo_assets, standin, tmp_path
 
 @pytest.mark.slow
 def test_always_malformed_judge_exits_3_with_one_line(demo_assets, standin, tmp_path, capsys, monkeypatch):
-    from adaptergate.cli import main
+    from adaptergate.cli.app import main
 
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
     standin.mode = "always-malformed"
@@ -560,7 +560,7 @@ def test_always_malformed_judge_exits_3_with_one_line(demo_assets, standin, tmp_
     ],
 )
 def test_cli_usage_errors(tmp_path, capsys, extra, why):
-    from adaptergate.cli import main
+    from adaptergate.cli.app import main
 
     h = tmp_path / "h.jsonl"
     h.write_text('{"id": "q", "prompt": "p"}\n')

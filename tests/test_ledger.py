@@ -1,4 +1,4 @@
-"""Tests of adaptergate.ledger: audit log, rows artifact, replay buffer.
+"""Tests of adaptergate.pipeline.ledger: audit log, rows artifact, replay buffer.
 
 All on real files in tmp_path; the concurrency tests use separate processes.
 """
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import adaptergate
 from adaptergate.errors import InvalidInputError
-from adaptergate.ledger import AuditLog, ReplayBuffer, ReplayRecord, read_rows, write_rows
+from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer, ReplayRecord, read_rows, write_rows
 from adaptergate.models import SCHEMA_VERSION, GateDecision, QueryRow, SliceAttribution
 
 REPO_ROOT = Path(adaptergate.__file__).resolve().parents[1]
@@ -456,7 +456,7 @@ def test_rotation_of_a_054_file(tmp_path: Path) -> None:
 def test_read_racing_a_rotation_loses_and_doubles_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import adaptergate.ledger as ledger
+    import adaptergate.pipeline.ledger as ledger
 
     buf = ReplayBuffer(tmp_path / "replay.jsonl", "acme", max_records=3)
     for i in range(5):
@@ -505,7 +505,7 @@ _WORKER = textwrap.dedent(
     import sys, time
     from datetime import datetime, timezone
     from pathlib import Path
-    from adaptergate.ledger import AuditLog, ReplayBuffer
+    from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer
     from adaptergate.models import GateDecision, QueryRow
 
     mode, target, wid = sys.argv[1], Path(sys.argv[2]), sys.argv[3]

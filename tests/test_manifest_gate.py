@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adaptergate.discovery import plan_manifest_gate, run_manifest_gate
+from adaptergate.manifest.discovery import plan_manifest_gate, run_manifest_gate
 from adaptergate.errors import InvalidInputError
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def _write(root: Path, manifest: dict) -> None:
 
 @pytest.fixture
 def repo(tmp_path, demo_assets):
-    from adaptergate.adapters import inspect_base
+    from adaptergate.backends.adapters import inspect_base
 
     root = tmp_path / "adapters-repo"
     root.mkdir()
@@ -137,8 +137,7 @@ def test_discovery_gates_only_the_moved_adapter(repo, tmp_path):
 def test_tenants_on_one_base_load_it_once(repo, tmp_path, monkeypatch):
     """A PR that moves two tenants on the same base loads the base model once, and
     each tenant still gets its own verdict."""
-    from adaptergate import runner as runner_mod
-
+    from adaptergate.backends import peft as runner_mod
     root = repo["root"]
     head = json.loads(json.dumps(repo["manifest"]))
     sha = _copy_adapter(root / "adapters" / "initech" / "2.0.0", root / "adapters" / "globex" / "1.1.0")
@@ -259,7 +258,7 @@ def test_action_gates_each_changed_tenant_with_one_comment(repo, tmp_path):
 
 
 def test_cli_gate_manifest_json_and_usage_errors(repo, tmp_path, capsys, monkeypatch):
-    from adaptergate.cli import main
+    from adaptergate.cli.app import main
 
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
     manifest = str(repo["root"] / "adaptergate.yaml")
@@ -397,7 +396,7 @@ def test_hub_adapters_are_gated_from_the_hub_cache_at_their_pinned_revisions(rep
                                                                             monkeypatch):
     """Baseline and candidate given as hf_repo + revision: both come out of the Hub cache
     (HF_HUB_OFFLINE: nothing is downloaded), are verified like local ones, and gated."""
-    from adaptergate.manifest import hub_snapshot
+    from adaptergate.manifest.model import hub_snapshot
 
     hub = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))

@@ -1,4 +1,4 @@
-"""Tests of adaptergate.metrics: built-in output-vs-gold metrics, the
+"""Tests of adaptergate.metrics.core: built-in output-vs-gold metrics, the
 ``--metric`` grammar, and user metrics (``module:function``).
 
 User metric modules are written into each test's tmp_path under names unique
@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptergate.errors import ExitCode, InvalidInputError, ScorerError, exit_code_for
-from adaptergate.metrics import (
+from adaptergate.metrics.core import (
     BUILTINS,
     Metric,
     MetricSpec,

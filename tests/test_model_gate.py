@@ -1,6 +1,6 @@
 """The gate on real adapters: a tiny Llama, two PEFT LoRA adapters trained in the test setup.
 
-Built once per session by adaptergate.tinymodel (the same builder `adaptergate
+Built once per session by adaptergate.demos.tinymodel (the same builder `adaptergate
 demo` uses); the candidate was trained on data where refund answers were
 corrupted.
 """
@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from adaptergate.cli import main  # noqa: E402
+from adaptergate.cli.app import main  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -109,8 +109,8 @@ def test_pickle_adapter_is_refused_with_exit_2(assets, capsys, tmp_path):
 
 
 def test_mixed_adapter_batches_match_one_adapter_at_a_time(assets):
-    from adaptergate.holdout import load_holdout
-    from adaptergate.runner import AdapterRunner, GenerationSettings
+    from adaptergate.holdout.store import load_holdout
+    from adaptergate.backends.peft import AdapterRunner, GenerationSettings
 
     h = load_holdout(assets.holdout)
     prompts = [p["prompt"] for p in h.payloads[:12]]
@@ -128,8 +128,8 @@ def test_a_refused_mixed_batch_falls_back_to_one_adapter_at_a_time(assets):
     """Where PEFT refuses ``adapter_names=`` (some layer types and quantisations do), the
     runner resets the adapter state and splits each batch by adapter: same answers,
     same teacher-forced verdicts, and the fallback is counted."""
-    from adaptergate.holdout import load_holdout
-    from adaptergate.runner import AdapterRunner, GenerationSettings
+    from adaptergate.holdout.store import load_holdout
+    from adaptergate.backends.peft import AdapterRunner, GenerationSettings
 
     h = load_holdout(assets.holdout)
     prompts = [p["prompt"] for p in h.payloads[:12]]
@@ -172,9 +172,9 @@ def test_shared_base_is_loaded_once_and_lent_back_clean(assets, monkeypatch):
     """Inside shared_base() runners borrow one loaded base: the second runner (adapters in
     the other roles) answers exactly as a runner on a freshly loaded base, so no LoRA layer
     of the first is left behind; a base never given back is not lent again."""
-    from adaptergate import runner as runner_mod
-    from adaptergate.holdout import load_holdout
-    from adaptergate.runner import AdapterRunner, GenerationSettings, shared_base
+    from adaptergate.backends import peft as runner_mod
+    from adaptergate.holdout.store import load_holdout
+    from adaptergate.backends.peft import AdapterRunner, GenerationSettings, shared_base
 
     h = load_holdout(assets.holdout)
     prompts = [p["prompt"] for p in h.payloads[:8]]

@@ -1,4 +1,4 @@
-"""Tests of :mod:`adaptergate.patterns` (failure patterns contrasted with passing queries)."""
+"""Tests of :mod:`adaptergate.decide.patterns` (failure patterns contrasted with passing queries)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adaptergate.models import FailurePattern
-from adaptergate.patterns import STOPWORDS, _pct, find_failure_pattern, query_text
+from adaptergate.decide.patterns import STOPWORDS, _pct, find_failure_pattern, query_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -254,7 +254,7 @@ def test_blank_passing_texts_ignored_in_totals() -> None:
 # --- determinism -------------------------------------------------------------
 
 _SCRIPT = """
-from adaptergate.patterns import find_failure_pattern
+from adaptergate.decide.patterns import find_failure_pattern
 failing = ["alpha beta gamma delta", "delta gamma beta alpha", "beta delta alpha gamma",
            "omega zeta", "zeta omega alpha"]
 passing = ["beta gamma x", "gamma delta y", "zeta z", "omega w"] * 3

@@ -246,7 +246,7 @@ def _write_manifest(root: Path, manifest: dict) -> None:
 
 
 def _base_repo(tmp_path: Path, demo_assets, gate: dict | None = None) -> AdaptersRepo:
-    from adaptergate.adapters import inspect_base
+    from adaptergate.backends.adapters import inspect_base
 
     root = tmp_path / "workspace"
     root.mkdir()
@@ -508,7 +508,7 @@ def test_a_judge_that_echoes_the_key_never_gets_it_printed(demo_assets, tmp_path
 def test_an_unreadable_criteria_file_is_never_quoted(tmp_path):
     """A criteria path pointing at a credentials file: the error names the file, not its content."""
     from adaptergate.errors import InvalidInputError
-    from adaptergate.judge import load_criteria
+    from adaptergate.metrics.judge import load_criteria
 
     for name, text in (("creds.yaml", "[default]\naws_secret_access_key: SUPERSECRET-42: x\n  - {"),
                        ("creds.json", '{"token": "SUPERSECRET-42", oops}'),

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adaptergate.cli import main
-from adaptergate.ledger import AuditLog
-from adaptergate.manifest import diff_manifests, load_manifest, parse_manifest, verify_change
+from adaptergate.cli.app import main
+from adaptergate.pipeline.ledger import AuditLog
+from adaptergate.manifest.model import diff_manifests, load_manifest, parse_manifest, verify_change
 from adaptergate.models import GateDecision
-from adaptergate.promotion import (
+from adaptergate.manifest.lifecycle import (
     VLLM_MAX_LORA_RANKS,
     hub_snapshot,
     schema_text,

@@ -23,9 +23,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from adaptergate.cli import main  # noqa: E402
+from adaptergate.cli.app import main  # noqa: E402
 from adaptergate.errors import InvalidInputError  # noqa: E402
-from adaptergate.runner import check_no_remote_code  # noqa: E402
+from adaptergate.backends.peft import check_no_remote_code  # noqa: E402
 from test_manifest_gate import repo  # noqa: E402,F401 - the manifest repository fixture
 
 pytestmark = pytest.mark.slow
@@ -98,8 +98,7 @@ def test_auto_map_in_the_base_is_exit_2_without_a_prompt(demo_assets, tmp_path, 
 
 
 def test_a_hostile_judge_model_is_refused_before_the_base_loads(demo_assets, tmp_path, capsys, monkeypatch):
-    from adaptergate import runner as runner_mod
-
+    from adaptergate.backends import peft as runner_mod
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
     loads: list = []
     monkeypatch.setattr(runner_mod, "load_causal_lm", lambda *a, **k: loads.append(a) or pytest.fail("loaded"))
@@ -145,7 +144,7 @@ def test_the_action_cannot_trust_remote_code(demo_assets, tmp_path):
 
 def test_manifest_gate_refuses_model_code_and_only_the_command_line_lifts_it(repo, tmp_path, capsys, monkeypatch):
     """A manifest cannot ask for model code; ``gate --manifest --trust-remote-code`` reaches every tenant."""
-    import adaptergate.model_scoring as ms
+    import adaptergate.scoring.model as ms
     from test_manifest_gate import git
 
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
@@ -251,8 +250,8 @@ def test_loaders_get_false_by_default_and_true_only_with_the_flag(demo_assets, t
 
 
 def test_the_local_judge_loader_is_told_false(demo_assets, load_calls):
-    from adaptergate.judge import JudgeSettings, LocalJudgeFactory
-    from adaptergate.runner import GenerationSettings
+    from adaptergate.metrics.judge import JudgeSettings, LocalJudgeFactory
+    from adaptergate.backends.peft import GenerationSettings
 
     judge = LocalJudgeFactory(JudgeSettings(model=demo_assets.base_dir), GenerationSettings(threads=1))()
     assert judge.model is not None

@@ -7,6 +7,8 @@ import math
 import re
 import xml.etree.ElementTree as ET
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +25,7 @@ from adaptergate.models import (
     QueryRow,
     SliceAttribution,
 )
-from adaptergate.rendering import (
+from adaptergate.report.render import (
     RENDER_FORMATS,
     escape_markdown,
     get_environment,
@@ -246,23 +248,12 @@ def test_environment_is_cached_and_strict():
         env.get_template(name)
 
 
-def test_templates_found_in_installed_wheel_layout(tmp_path, monkeypatch):
-    import shutil
+def test_templates_ship_inside_the_package():
+    import adaptergate.report
 
-    import adaptergate
-
-    pkg = tmp_path / "site-packages" / "adaptergate"
-    shutil.copytree(template_dirs()[0], pkg / "templates")
-    (pkg / "__init__.py").write_text("")
-    monkeypatch.setattr(adaptergate, "__file__", str(pkg / "__init__.py"))
-    get_environment.cache_clear()
-    try:
-        assert template_dirs() == [(pkg / "templates").resolve()]
-        assert render(accepted_decision(), "markdown").startswith("## ✅")
-    finally:
-        monkeypatch.undo()
-        get_environment.cache_clear()
-    assert template_dirs() and get_environment() is get_environment()
+    assert template_dirs() == [Path(adaptergate.report.__file__).resolve().parent / "templates"]
+    names = {p.name for p in template_dirs()[0].iterdir()}
+    assert {"report.md.j2", "manifest.md.j2", "junit.xml.j2"} <= names
 
 
 @pytest.mark.parametrize("fmt", ["human", "html", "", "JSON", "text"])
@@ -744,11 +735,11 @@ def test_human_markup_is_literal():
 # Statistical rule (decision_rule == "stat"), from real gate runs
 # --------------------------------------------------------------------------
 
-from adaptergate.gate import GateRequest, run_gate  # noqa: E402
+from adaptergate.pipeline.gate import GateRequest, run_gate  # noqa: E402
 from adaptergate.models import Evidence, NoiseFloor  # noqa: E402
-from adaptergate.rendering import STAT_LIST_LIMIT  # noqa: E402
-from adaptergate.scoring import Scorer  # noqa: E402
-from adaptergate.wording import power_statement  # noqa: E402
+from adaptergate.report.render import STAT_LIST_LIMIT  # noqa: E402
+from adaptergate.scoring.scorers import Scorer  # noqa: E402
+from adaptergate.decide.wording import power_statement  # noqa: E402
 
 
 def _stat_gate(tmp_path, rows, candidate, baseline=lambda q: 1.0, **cfg) -> GateDecision:
@@ -1024,7 +1015,7 @@ def test_stat_slice_table_columns(stat_fail):
 
 
 def test_stat_p_values_are_compact():
-    from adaptergate.rendering import _fmt_p
+    from adaptergate.report.render import _fmt_p
 
     assert _fmt_p(3e-7) == "<0.0001"
     assert _fmt_p(0.00031) == "0.0003"

@@ -1,4 +1,4 @@
-"""Tests of adaptergate.scoring: loading ``module:function`` scorers and scoring.
+"""Tests of adaptergate.scoring.scorers: loading ``module:function`` scorers and scoring.
 
 Each test writes small scorer modules into its own tmp_path under module
 names unique to the test; the fixture restores ``sys.path`` and drops those
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from adaptergate.errors import ExitCode, InvalidInputError, ScorerError, exit_code_for
-from adaptergate.scoring import Scorer, load_scorer, score_all
+from adaptergate.scoring.scorers import Scorer, load_scorer, score_all
 
 ADAPTER = "cand"
 

@@ -1,4 +1,4 @@
-"""Tests of :mod:`adaptergate.stats` and the statistical rule :func:`decide_stat`.
+"""Tests of :mod:`adaptergate.decide.stats` and the statistical rule :func:`decide_stat`.
 
 Three layers:
 
@@ -10,7 +10,7 @@ Three layers:
   turns FAIL into PASS, intervals contain the estimate and stay in [-1, 1];
 * one seeded type-I-error check of the whole slice-gated rule.
 
-Conventions (see the module docstring of adaptergate.stats): delta =
+Conventions (see the module docstring of adaptergate.decide.stats): delta =
 candidate - baseline; each bound is a one-sided 1-alpha bound, so the
 interval is two-sided at 1-2*alpha.
 """
@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from adaptergate import stats as S
-from adaptergate.decision import build_slice_index, decide_stat
+from adaptergate.decide import stats as S
+from adaptergate.decide.rules import build_slice_index, decide_stat
 from adaptergate.models import GateConfig
 
 PROPS = settings(

@@ -1,4 +1,4 @@
-"""Tests for adaptergate.tag_duplicates: near-linear duplicate-slice detection."""
+"""Tests for adaptergate.holdout.tags: near-linear duplicate-slice detection."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptergate.models import DuplicateSlices
-from adaptergate.tag_duplicates import (
+from adaptergate.holdout.tags import (
     REASON_BARE,
     REASON_CASE,
     duplicate_pairs,
@@ -330,7 +330,7 @@ def test_pairs_cover_every_finding(tags: list[str]) -> None:
 def test_independent_of_hash_seed() -> None:
     script = (
         "import json, sys\n"
-        "from adaptergate.tag_duplicates import find_duplicate_slices\n"
+        "from adaptergate.holdout.tags import find_duplicate_slices\n"
         "tags = json.loads(sys.stdin.read())\n"
         "print(json.dumps([f.model_dump() for f in find_duplicate_slices(tags)]))\n"
     )

@@ -1,4 +1,4 @@
-"""The offline demo's tiny model and adapters (adaptergate.tinymodel).
+"""The offline demo's tiny model and adapters (adaptergate.demos.tinymodel).
 
 One real build per session (about 20 s on one slow CPU core), loaded back
 from disk the way a runner would: transformers + peft, offline, greedy
@@ -21,8 +21,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 pytest.importorskip("tokenizers")
 
-from adaptergate import tinymodel  # noqa: E402
-from adaptergate.holdout import load_holdout  # noqa: E402
+from adaptergate.demos import tinymodel  # noqa: E402
+from adaptergate.holdout.store import load_holdout  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -110,7 +110,7 @@ def answers(loaded):
 
 def test_import_stays_light():
     code = (
-        "import sys, adaptergate.tinymodel;"
+        "import sys, adaptergate.demos.tinymodel;"
         " heavy = {'torch', 'transformers', 'peft', 'tokenizers'};"
         " print(sorted(heavy & set(sys.modules)))"
     )

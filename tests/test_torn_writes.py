@@ -28,9 +28,9 @@ import pytest
 
 from adaptergate.errors import InvalidInputError, StorageError
 from adaptergate.examples import EXAMPLE_HOLDOUT
-from adaptergate.ledger import AuditLog, ReplayBuffer, read_rows, write_rows
+from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer, read_rows, write_rows
 from adaptergate.models import GateDecision, QueryRow, SliceAttribution
-from adaptergate.recipes import RecipeStore, read_decision, seed_recipes_bytes
+from adaptergate.recipes.library import RecipeStore, read_decision, seed_recipes_bytes
 from adaptergate.storage import is_torn_fragment, locked_append, split_torn_tail
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -95,9 +95,9 @@ CHILD = textwrap.dedent(
     import json, resource, signal, sys
     from pathlib import Path
     from adaptergate.errors import exit_code_for
-    from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
+    from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer, write_rows
     from adaptergate.models import GateDecision
-    from adaptergate.recipes import RecipeStore
+    from adaptergate.recipes.library import RecipeStore
 
     args = json.loads(sys.argv[1])
     tmp = Path(args["tmp"])

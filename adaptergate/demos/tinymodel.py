@@ -25,7 +25,7 @@ into place once complete, so an interrupted build never looks complete.
 Training is deterministic for a seed: the same seed gives bit-identical
 adapter weights (for a fixed torch build and thread count).
 
-``import adaptergate.tinymodel`` stays light: torch, transformers, peft and
+``import adaptergate.demos.tinymodel`` stays light: torch, transformers, peft and
 tokenizers are imported inside the functions that need them.
 """
 

@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 
 import adaptergate
-from adaptergate import wording
+from adaptergate.decide import wording as wording
 from adaptergate.errors import AdaptergateError, UsageError
 from adaptergate.models import Evidence, FailurePattern, GateDecision, SliceAttribution
 
@@ -80,19 +80,13 @@ _MARKER_PREFIX = "<!-- adaptergate:report tenant="
 # --------------------------------------------------------------------------
 
 
-def _candidate_template_dirs() -> list[Path]:
-    package_dir = Path(adaptergate.__file__).resolve().parent
-    return [package_dir / "templates", package_dir.parent / "templates"]
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+"""The report templates, shipped inside the package (the wheel and a checkout alike)."""
 
 
 def template_dirs() -> list[Path]:
-    """Directories holding the templates, in lookup order (existing ones only).
-
-    ``adaptergate/templates`` is where the wheel puts them (pyproject
-    force-includes the top-level ``templates/``); ``<repo>/templates`` serves a
-    source checkout or an editable install.
-    """
-    return [d for d in _candidate_template_dirs() if d.is_dir()]
+    """Directories holding the templates (existing ones only)."""
+    return [TEMPLATE_DIR] if TEMPLATE_DIR.is_dir() else []
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,10 +94,7 @@ def get_environment() -> jinja2.Environment:
     """The one Jinja environment of adaptergate (created once, then cached)."""
     dirs = template_dirs()
     if not dirs:
-        raise AdaptergateError(
-            "adaptergate's report templates are missing; looked in "
-            + ", ".join(str(p) for p in _candidate_template_dirs())
-        )
+        raise AdaptergateError(f"adaptergate's report templates are missing: no {TEMPLATE_DIR}")
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in dirs]),
         undefined=jinja2.StrictUndefined,
@@ -645,14 +636,14 @@ def _context(
 
 
 def _recommendation_items(recommendations: list[Any] | None) -> list[dict[str, Any]]:
-    """The "What now?" items: dicts of :func:`adaptergate.recipes.recommendations_for`.
+    """The "What now?" items: dicts of :func:`adaptergate.recipes.library.recommendations_for`.
 
     The arXiv link is rebuilt here from a well-formed id only, whatever URL an
     item carries; every other value is text the template escapes.
     """
     if not recommendations:
         return []
-    from adaptergate.recipes import arxiv_id
+    from adaptergate.recipes.library import arxiv_id
 
     items = []
     for r in recommendations:
@@ -748,7 +739,7 @@ def render(
     (``"check-run"``, ``"step-summary"`` …) and is handed to the templates as
     ``target`` (default: ``fmt``); ``links`` are trusted URLs for the footer
     (``run``: the workflow run); ``recommendations``, for a rejection, are
-    repair recipes (:func:`adaptergate.recipes.recommendations_for`) shown in
+    repair recipes (:func:`adaptergate.recipes.library.recommendations_for`) shown in
     a "What now?" section of the Markdown reports (none: no section).
 
     Raises :class:`~adaptergate.errors.UsageError` for any other ``fmt``.
@@ -815,7 +806,7 @@ def render_manifest(
 ) -> str:
     """One Markdown report for a manifest gate (``markdown`` or ``pr-comment``).
 
-    ``outcome`` is a :class:`adaptergate.discovery.ManifestOutcome`. A row per
+    ``outcome`` is a :class:`adaptergate.manifest.discovery.ManifestOutcome`. A row per
     tenant, then the full report of every tenant not accepted outright (with
     the recipes that fit a rejection when ``recipes``, a library path, is given).
     """
@@ -845,7 +836,7 @@ def render_manifest(
     sections = []
     for t in outcome.tenants:
         if t.decision is not None and t.status in ("rejected", "review"):
-            from adaptergate.recipes import recommendations_from_file
+            from adaptergate.recipes.library import recommendations_from_file
 
             body = render(t.decision, "markdown", show_failures=show_failures, target="manifest-section",
                           recommendations=recommendations_from_file(t.decision, recipes))

@@ -16,8 +16,8 @@ normalised string equality without sqlglot). The candidate writes ``= NULL``
 for ``IS NULL``; the gate rejects and names ``intent=null_check``.
 
 The scorers of the last two are importable, so the printed ``adaptergate gate``
-command line can be rerun as is: ``adaptergate.demos:score_intent`` and
-``adaptergate.demos:score_sql``.
+command line can be rerun as is: ``adaptergate.demos.catalog:score_intent`` and
+``adaptergate.demos.catalog:score_sql``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from adaptergate.scoring import Scorer
+from adaptergate.scoring.scorers import Scorer
 
 _INTENTS = ["order_status", "shipping_times", "password_reset", "invoice_copy", "store_hours"]
 _CRITICAL = "intent=gdpr_erasure"
@@ -64,9 +64,9 @@ def _score(adapter_id: str, query: dict) -> float:
 
 def run_silent(console: Console) -> None:
     """Gate the same data twice: aggregate only, then with --slice-epsilon 0.10."""
-    from adaptergate.gate import GateRequest, run_gate
+    from adaptergate.pipeline.gate import GateRequest, run_gate
     from adaptergate.models import GateConfig
-    from adaptergate.rendering import print_human
+    from adaptergate.report.render import print_human
 
     workdir = Path(tempfile.mkdtemp(prefix="adaptergate-silent-"))
     holdout = workdir / "holdout.jsonl"
@@ -109,9 +109,9 @@ def _gate_and_print(
     slice_epsilon: float | None = 0.10,
 ) -> int:
     """Run the real gate on ``holdout``, print the human report; return the gate's exit code."""
-    from adaptergate.gate import GateRequest, run_gate
+    from adaptergate.pipeline.gate import GateRequest, run_gate
     from adaptergate.models import GateConfig
-    from adaptergate.rendering import print_human
+    from adaptergate.report.render import print_human
 
     flags = f" --slice-epsilon {slice_epsilon:g}" if slice_epsilon is not None else ""
     _say(
@@ -412,7 +412,7 @@ def score_intent_batch(adapter_id: str, queries: list[dict]) -> list[float]:
 
 
 def score_intent(adapter_id: str, query: dict) -> float:
-    """Per-query form of :func:`score_intent_batch` (``--scorer adaptergate.demos:score_intent``)."""
+    """Per-query form of :func:`score_intent_batch` (``--scorer adaptergate.demos.catalog:score_intent``)."""
     return score_intent_batch(adapter_id, [query])[0]
 
 
@@ -438,7 +438,7 @@ def run_classifier(console: Console) -> int:
     holdout = workdir / "holdout.jsonl"
     _write_jsonl(holdout, holdout_rows)
     _say(console, "")
-    scorer = Scorer(spec="adaptergate.demos:score_intent", single=score_intent, batch=score_intent_batch)
+    scorer = Scorer(spec="adaptergate.demos.catalog:score_intent", single=score_intent, batch=score_intent_batch)
     code = _gate_and_print(
         console, tenant="demo", candidate=CANDIDATE_ADAPTER, baseline=BASELINE_ADAPTER,
         holdout=holdout, scorer=scorer, slice_epsilon=None,
@@ -627,7 +627,7 @@ def sql_holdout_rows() -> list[dict]:
 
 
 def score_sql(adapter_id: str, query: dict) -> float:
-    """1.0 when the adapter's SQL for the prompt equals the gold SQL (``--scorer adaptergate.demos:score_sql``)."""
+    """1.0 when the adapter's SQL for the prompt equals the gold SQL (``--scorer adaptergate.demos.catalog:score_sql``)."""
     if adapter_id not in SQL_ADAPTERS:
         raise ValueError(f"unknown adapter {adapter_id!r}; this demo has {', '.join(sorted(SQL_ADAPTERS))}")
     return 1.0 if sql_equal(SQL_ADAPTERS[adapter_id](query["prompt"]), query["gold"]) else 0.0
@@ -654,7 +654,7 @@ def run_sql(console: Console) -> int:
     holdout = workdir / "holdout.jsonl"
     _write_jsonl(holdout, rows)
     _say(console, "")
-    scorer = Scorer(spec="adaptergate.demos:score_sql", single=score_sql)
+    scorer = Scorer(spec="adaptergate.demos.catalog:score_sql", single=score_sql)
     code = _gate_and_print(
         console, tenant="demo", candidate=SQL_CANDIDATE, baseline=SQL_BASELINE, holdout=holdout,
         scorer=scorer, slice_epsilon=None,

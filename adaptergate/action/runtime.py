@@ -6,7 +6,7 @@ variables (the name upper-cased, only spaces replaced, so ``base-model`` is
 triggering event at ``GITHUB_EVENT_PATH`` and two files to append to:
 ``GITHUB_OUTPUT`` (step outputs) and ``GITHUB_STEP_SUMMARY`` (the job page).
 
-:func:`main` parses the inputs into a :class:`~adaptergate.job.GateJob`,
+:func:`main` parses the inputs into a :class:`~adaptergate.pipeline.job.GateJob`,
 runs it, writes the reports, the outputs, the step summary and up to ten
 log annotations on the failing queries' lines, then publishes the sticky
 pull-request comment and the check run. The exit code is the verdict's
@@ -66,7 +66,7 @@ LOG_ANNOTATIONS = 10
 CHECK_ANNOTATIONS_MAX = 500
 """Failing queries annotated on the check run (10 requests of 50)."""
 
-_log = logging.getLogger("adaptergate.action")
+_log = logging.getLogger("adaptergate.action.runtime")
 
 
 def env_name(name: str) -> str:
@@ -296,7 +296,7 @@ def _metric_module(spec: str | None) -> str | None:
     """The module of a ``module:function`` metric (None for a built-in or the judge)."""
     if not spec:
         return None
-    from adaptergate.metrics import BUILTINS, JUDGE, parse_metric
+    from adaptergate.metrics.core import BUILTINS, JUDGE, parse_metric
 
     name = parse_metric(spec).name
     return None if name in BUILTINS or name == JUDGE else name.split(":", 1)[0]
@@ -306,7 +306,7 @@ def trusted_code(inputs: Inputs, tree: Any) -> list[Any]:
     """Restrict imports to the modules the workflow names (inputs scorer and metric), each
     from a directory that holds only it, as the base commit has it. Returns the changes the
     pull request made to them (the gate used the base versions)."""
-    from adaptergate.scoring import CodePolicy, restrict_code
+    from adaptergate.scoring.scorers import CodePolicy, restrict_code
 
     roots: dict[str, Path | None] = {}
     changes = []
@@ -351,8 +351,8 @@ def build_job(ctx: RunnerContext, inputs: Inputs, tree: Any = None) -> Built:
     """The gate job the inputs describe (paths confined to the workspace; in a pull request the
     holdout, settings file, baseline adapter, base model, judge criteria and judge model as the
     base commit has them, every difference a policy change the report shows)."""
-    from adaptergate.job import GateJob
-    from adaptergate.model_scoring import ModelInputs
+    from adaptergate.pipeline.job import GateJob
+    from adaptergate.scoring.model import ModelInputs
     from adaptergate.models import PolicyReview
 
     if tree is None:
@@ -377,10 +377,10 @@ def build_job(ctx: RunnerContext, inputs: Inputs, tree: Any = None) -> Built:
         local = ctx.resolve(base_model)
         metric = inputs.str("metric", "exact") or "exact"
         judge = None
-        from adaptergate.metrics import is_judge
+        from adaptergate.metrics.core import is_judge
 
         if is_judge(metric):
-            from adaptergate.judge import JudgeSettings
+            from adaptergate.metrics.judge import JudgeSettings
 
             judge = JudgeSettings.from_options(**_judge_options(inputs, path, pinned))
         if local.exists():
@@ -527,7 +527,7 @@ def write_outputs(path: Path | None, values: Mapping[str, str], log: Log) -> Non
 
 def cap_utf8(text: str, limit: int, pointer: str) -> str:
     """``text`` within ``limit`` UTF-8 bytes, cut at a line with ``pointer`` appended."""
-    from adaptergate.github import truncate_markdown
+    from adaptergate.publish.github import truncate_markdown
 
     if len(text.encode("utf-8")) <= limit:
         return text
@@ -658,7 +658,7 @@ def write_reports(
     Written atomically, without lock files: the directory belongs to this run.
     ``adaptergate review --decision report.json --query ID`` reads it back.
     """
-    from adaptergate.rendering import render
+    from adaptergate.report.render import render
     from adaptergate.storage import atomic_write
 
     files = {
@@ -689,7 +689,7 @@ class Published:
 
 
 def _publisher(ctx: RunnerContext, token: str):
-    from adaptergate.github import GitHubPublisher
+    from adaptergate.publish.github import GitHubPublisher
 
     env = ctx.env
     return GitHubPublisher(
@@ -733,7 +733,7 @@ def _post_comment(
     ctx: RunnerContext, publisher: Any, log: Log, body: str, *, marker: str, create: bool,
 ) -> str:
     """Create or update the sticky comment (cut to GitHub's limit); its URL, or '' (warned)."""
-    from adaptergate.github import COMMENT_BODY_LIMIT, PublishError, truncate_markdown
+    from adaptergate.publish.github import COMMENT_BODY_LIMIT, PublishError, truncate_markdown
 
     pr = ctx.pull_request
     assert pr is not None
@@ -757,7 +757,7 @@ def _post_check(
 
     Returns its URL ('' when posting failed, warned) and the PublishError, if any.
     """
-    from adaptergate.github import CHECK_TEXT_LIMIT, PublishError, truncate_markdown
+    from adaptergate.publish.github import CHECK_TEXT_LIMIT, PublishError, truncate_markdown
 
     summary = truncate_markdown(scrub(summary), CHECK_TEXT_LIMIT - 100, _pointer(ctx, "This summary"))
     try:
@@ -776,7 +776,7 @@ def publish_decision(
     ctx: RunnerContext, settings: PublishSettings, decision: Any, holdout_rel: str, log: Log,
     check_run: Any = None, publisher: Any = None, recommendations: list[dict[str, Any]] | None = None,
 ) -> Published:
-    from adaptergate.rendering import render, report_marker
+    from adaptergate.report.render import render, report_marker
 
     out = Published()
     if publisher is None:
@@ -810,7 +810,7 @@ def _start_publishing(
 
     Never raises: publishing problems are warnings, the gate runs regardless.
     """
-    from adaptergate.github import PublishError
+    from adaptergate.publish.github import PublishError
 
     if not _can_publish(ctx, settings, log):
         return None, None
@@ -984,7 +984,7 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
     decision = _gate(job, log)
 
     code = int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED)
-    from adaptergate.recipes import recommendations_from_file
+    from adaptergate.recipes.library import recommendations_from_file
 
     recs = recommendations_from_file(decision, settings.recipes)
     outputs = run.outputs
@@ -1006,7 +1006,7 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
         outputs["report-path"] = ctx.relative(written["json"])
 
     def summary() -> None:
-        from adaptergate.rendering import render
+        from adaptergate.report.render import render
 
         write_summary(ctx.summary_file, render(
             decision, "markdown", show_failures=settings.show_failures, target="step-summary", links=links,
@@ -1073,8 +1073,8 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
     """Every tenant whose adapter the pull request moved in the manifest."""
     import json as _json
 
-    from adaptergate.discovery import plan_manifest_gate, run_manifest_gate
-    from adaptergate.rendering import render_manifest
+    from adaptergate.manifest.discovery import plan_manifest_gate, run_manifest_gate
+    from adaptergate.report.render import render_manifest
 
     ctx, inputs, log = run.ctx, run.inputs, run.log
     run.settings = settings = publish_settings(ctx, inputs)
@@ -1088,7 +1088,7 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
     run.publisher, _ = _start_publishing(ctx, settings, None, log)
     only = inputs.str("tenant")
     manifest = ctx.path(inputs.required("manifest"), "manifest")
-    from adaptergate.discovery import WorkflowRules
+    from adaptergate.manifest.discovery import WorkflowRules
     from adaptergate.trust import BaseTree
 
     run.tree = tree = BaseTree.open(ctx.workspace, base_ref)
@@ -1178,8 +1178,8 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
 
 def _publish_manifest(run: _Run, outcome: Any, name: str, links: dict[str, str] | None) -> None:
     """One combined comment; one check run per tenant whose adapter moved."""
-    from adaptergate.recipes import recommendations_from_file
-    from adaptergate.rendering import render, render_manifest, report_marker
+    from adaptergate.recipes.library import recommendations_from_file
+    from adaptergate.report.render import render, render_manifest, report_marker
 
     ctx, log, settings, publisher = run.ctx, run.log, run.settings, run.publisher
     assert settings is not None
@@ -1232,7 +1232,7 @@ def _holdout_rel(ctx: RunnerContext, outcome: Any, t: Any) -> str | None:
 
 
 def _md_line(text: str) -> str:
-    from adaptergate.rendering import escape_markdown
+    from adaptergate.report.render import escape_markdown
 
     return escape_markdown(text, 2000)
 
@@ -1243,8 +1243,8 @@ def _gate(job: Any, log: Log) -> Any:
 
     from rich.console import Console
 
-    from adaptergate.job import run_job
-    from adaptergate.rendering import print_human
+    from adaptergate.pipeline.job import run_job
+    from adaptergate.report.render import print_human
 
     log.cmd("group", f"adaptergate gate: tenant {job.tenant}")
     try:

@@ -3,7 +3,7 @@
 No I/O, no printing, no torch. Inputs are the baseline and candidate score
 vectors (one entry per query, in holdout order) and a :class:`SliceIndex`
 (which query carries which slice tag); outputs are plain dataclasses of
-numpy arrays that :mod:`adaptergate.gate` turns into a
+numpy arrays that :mod:`adaptergate.pipeline.gate` turns into a
 :class:`~adaptergate.models.GateDecision`.
 
 The ``threshold`` rule is adaptergate 0.5.4's, reproduced exactly (means are
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaptergate.models import GateConfig
-from adaptergate.stats import (
+from adaptergate.decide.stats import (
     PairedStats,
     bh_adjust,
     binary_paired,

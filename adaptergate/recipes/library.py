@@ -1290,9 +1290,9 @@ def build_verified_application(
 
 def settings_of(decision: GateDecision) -> dict[str, Any]:
     """The decision settings a gate job needs to re-gate under ``decision``'s
-    rules (:data:`adaptergate.job.SETTING_NAMES`). A 0.5.4 record, which has no
+    rules (:data:`adaptergate.pipeline.job.SETTING_NAMES`). A 0.5.4 record, which has no
     ``config``, gives its threshold rule and epsilon."""
-    from adaptergate.job import SETTING_NAMES
+    from adaptergate.pipeline.job import SETTING_NAMES
 
     if decision.config is None:
         return {"decision": "threshold" if decision.schema_version < 3 else decision.decision_rule,
@@ -1491,7 +1491,7 @@ def recommendations_for(
     decision: GateDecision | Mapping[str, Any], store: RecipeStore, k: int = 3
 ) -> list[dict[str, Any]]:
     """Up to ``k`` recipes for a rejected decision, as plain dicts for
-    :func:`adaptergate.rendering.render` (``recommendations=``): ``recipe_id``,
+    :func:`adaptergate.report.render.render` (``recommendations=``): ``recipe_id``,
     ``name``, ``intervention_type``, ``arxiv_id`` and ``arxiv_url`` (None unless
     the citation is a well-formed arXiv id), ``paper_title``, ``why`` (how it
     matches), ``record`` (its measured record, or "no record yet: …") and

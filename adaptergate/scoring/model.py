@@ -4,9 +4,9 @@
 --metric exact`` comes here instead of a user scorer:
 
 1. both adapters are validated against the base without torch
-   (:mod:`adaptergate.adapters`): config, every LoRA tensor's shape, pickle
+   (:mod:`adaptergate.backends.adapters`): config, every LoRA tensor's shape, pickle
    weights refused, sha256 recorded;
-2. the base is loaded once with both adapters attached (:mod:`adaptergate.runner`);
+2. the base is loaded once with both adapters attached (:mod:`adaptergate.backends.peft`);
 3. baseline and candidate rows are evaluated in the same mixed-adapter
    batches — by greedy generation scored with the metric, or, for exact
    match against a gold answer, by teacher-forced scoring (identical
@@ -15,7 +15,7 @@
    sha256, query, metric, generation settings), so an unchanged baseline is
    not rescored on the next pull request.
 
-``--metric judge`` (:mod:`adaptergate.judge`) always generates; the
+``--metric judge`` (:mod:`adaptergate.metrics.judge`) always generates; the
 generation cache then keeps the baseline's answers only, and an LLM judge
 scores both adapters' answers with its own cache (an unchanged baseline's
 answers are not judged again).
@@ -37,7 +37,7 @@ from adaptergate.errors import InvalidInputError
 from adaptergate.storage import locked_append
 
 if TYPE_CHECKING:
-    from adaptergate.judge import JudgeSettings
+    from adaptergate.metrics.judge import JudgeSettings
 
 CACHE_VERSION = 1
 
@@ -61,7 +61,7 @@ class ModelInputs:
     cache_dir: Path | None = None
     threads: int | None = None
     judge: JudgeSettings | None = None
-    """The judge of ``metric="judge"`` (:class:`adaptergate.judge.JudgeSettings`)."""
+    """The judge of ``metric="judge"`` (:class:`adaptergate.metrics.judge.JudgeSettings`)."""
     trust_remote_code: bool = False
     """Let transformers run Python code shipped with the base or judge model (``auto_map``). Only the
     command line's ``--trust-remote-code`` sets it: never the Action, never a manifest."""
@@ -77,7 +77,7 @@ class ModelScores:
     cached_baseline: int
     info: dict[str, Any] = field(default_factory=dict)
     judge: Any = None
-    """``metric="judge"``: the :class:`adaptergate.judge.JudgeOutcome` (per-criterion scores)."""
+    """``metric="judge"``: the :class:`adaptergate.metrics.judge.JudgeOutcome` (per-criterion scores)."""
 
 
 def default_cache_dir() -> Path:
@@ -129,9 +129,9 @@ def score_with_adapters(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> ModelScores:
-    from adaptergate.adapters import check_base_hash, inspect_base, validate_adapter
-    from adaptergate.metrics import build_metric, gold_of, is_judge
-    from adaptergate.runner import AdapterRunner, GenerationSettings, check_no_remote_code
+    from adaptergate.backends.adapters import check_base_hash, inspect_base, validate_adapter
+    from adaptergate.metrics.core import build_metric, gold_of, is_judge
+    from adaptergate.backends.peft import AdapterRunner, GenerationSettings, check_no_remote_code
 
     judging = is_judge(inputs.metric)
     if judging:
@@ -284,8 +284,8 @@ def _judge(
     runner: Any, progress: Callable[[int], None] | None,
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """Judge both adapters' answers; the adapters' model is released first (room for a local judge)."""
-    from adaptergate.judge import backend_factory, judge_answers
-    from adaptergate.runner import drop_shared_base
+    from adaptergate.metrics.judge import backend_factory, judge_answers
+    from adaptergate.backends.peft import drop_shared_base
 
     assert inputs.judge is not None
     runner.close()
@@ -302,7 +302,7 @@ def _judge(
 
 
 def _prompt_of(payload: dict[str, Any], qid: str) -> str:
-    from adaptergate.patterns import query_text
+    from adaptergate.decide.patterns import query_text
 
     text = query_text(payload)
     if text is None:

@@ -42,7 +42,7 @@ CHECK_ANNOTATIONS_PER_REQUEST = 50
 BOT_LOGIN = "github-actions[bot]"
 """Who a workflow's GITHUB_TOKEN posts as (GET /user is refused to that token)."""
 
-_log = logging.getLogger("adaptergate.github")
+_log = logging.getLogger("adaptergate.publish.github")
 
 
 class PublishError(Exception):

@@ -75,7 +75,7 @@ import numpy as np
 import orjson
 
 from adaptergate.errors import InvalidInputError, UsageError
-from adaptergate.rendering import plain_line, rich_text
+from adaptergate.report.render import plain_line, rich_text
 from adaptergate.storage import read_input
 
 __all__ = [
@@ -276,7 +276,7 @@ _U64 = np.uint64
 
 def _constants(label: str, n: int) -> np.ndarray:
     """``n`` fixed odd 64-bit constants (BLAKE2b of a label: the same on every numpy version)."""
-    return np.array([int.from_bytes(hashlib.blake2b(f"adaptergate.datacheck/{label}/{i}".encode(),
+    return np.array([int.from_bytes(hashlib.blake2b(f"adaptergate.holdout.datacheck/{label}/{i}".encode(),
                                                     digest_size=8).digest(), "little") | 1
                      for i in range(n)], dtype=_U64)
 

@@ -40,7 +40,7 @@ and slice tags are short names. With the cap, a value costs at most
 ``MAX_TYPO_VALUE_LEN + 1`` short strings, so rule 4 is linear in the number
 of values; rules 1 to 3 are linear in the tag bytes as they are. Holdout
 validation refuses longer tags anyway
-(:data:`adaptergate.holdout.MAX_SLICE_TAG_CHARS`); the cap here keeps the
+(:data:`adaptergate.holdout.store.MAX_SLICE_TAG_CHARS`); the cap here keeps the
 function itself safe for any caller.
 """
 

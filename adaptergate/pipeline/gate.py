@@ -1,9 +1,9 @@
 """One gate run, end to end: holdout -> scorer -> decision -> GateDecision.
 
 This module wires the pieces together and nothing else: loading and
-validation live in :mod:`adaptergate.holdout`, scoring in
-:mod:`adaptergate.scoring`, the rule in :mod:`adaptergate.decision`,
-failure patterns in :mod:`adaptergate.patterns`. Rendering and publishing
+validation live in :mod:`adaptergate.holdout.store`, scoring in
+:mod:`adaptergate.scoring.scorers`, the rule in :mod:`adaptergate.decide.rules`,
+failure patterns in :mod:`adaptergate.decide.patterns`. Rendering and publishing
 consume the returned :class:`~adaptergate.models.GateDecision`.
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from adaptergate import __version__
-from adaptergate import wording
-from adaptergate.calibration import noise_floor
-from adaptergate.model_scoring import ModelInputs
-from adaptergate.decision import (
+from adaptergate.decide import wording as wording
+from adaptergate.decide.calibration import noise_floor
+from adaptergate.scoring.model import ModelInputs
+from adaptergate.decide.rules import (
     CoreDecision,
     Evidence as EvidenceArrays,
     SliceIndex,
@@ -32,7 +32,7 @@ from adaptergate.decision import (
     decide_threshold,
 )
 from adaptergate.errors import InvalidInputError, UsageError
-from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES, GOLD_KEYS, Holdout, load_holdout
+from adaptergate.holdout.store import DEFAULT_MAX_LINE_BYTES, GOLD_KEYS, Holdout, load_holdout
 from adaptergate.models import (
     Evidence,
     FailingExample,
@@ -43,9 +43,9 @@ from adaptergate.models import (
     QueryRow,
     SliceAttribution,
 )
-from adaptergate.patterns import find_failure_pattern, query_text
-from adaptergate.scoring import Scorer, load_scorer, score_all
-from adaptergate.tag_duplicates import duplicate_pairs, find_duplicate_slices
+from adaptergate.decide.patterns import find_failure_pattern, query_text
+from adaptergate.scoring.scorers import Scorer, load_scorer, score_all
+from adaptergate.holdout.tags import duplicate_pairs, find_duplicate_slices
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def _run_with_adapters(
     request: GateRequest, full: Holdout, holdout: Holdout, *, progress: Callable[[int], None] | None,
     now: datetime | None,
 ) -> GateDecision:
-    from adaptergate.model_scoring import score_with_adapters
+    from adaptergate.scoring.model import score_with_adapters
 
     if request.baseline is None:
         raise UsageError("--baseline-adapter is required with --base-model")

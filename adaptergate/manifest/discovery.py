@@ -4,7 +4,7 @@
 show``), lists every tenant with what changed, verifies each promotion before
 anything is scored (weights hash, declared base, version order, rollback
 flag; all problems at once, exit 2) and turns each tenant whose adapter moved
-into a :class:`~adaptergate.job.GateJob`: the base ref's adapter is the
+into a :class:`~adaptergate.pipeline.job.GateJob`: the base ref's adapter is the
 baseline, the head's is the candidate, both named by version.
 
 :func:`run_manifest_gate` runs the jobs and applies each tenant's approval
@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from adaptergate.errors import AdaptergateError, InvalidInputError, exit_code_for
 from adaptergate.gitrepo import GitRepo
-from adaptergate.job import GateJob
-from adaptergate.manifest import (
+from adaptergate.pipeline.job import GateJob
+from adaptergate.manifest.model import (
     Manifest,
     ManifestJudge,
     is_yaml,
@@ -54,7 +54,7 @@ from adaptergate.models import GateDecision, PolicyChange, PolicyReview
 from adaptergate.trust import BaseTree
 
 if TYPE_CHECKING:
-    from adaptergate.judge import JudgeSettings
+    from adaptergate.metrics.judge import JudgeSettings
 
 __all__ = ["ManifestOutcome", "ManifestPlan", "TenantOutcome", "plan_manifest_gate", "run_manifest_gate"]
 
@@ -105,7 +105,7 @@ class ManifestPlan:
 
 def _sha256(path: Path) -> str | None:
     """The file's sha256, or None where there is no such file."""
-    from adaptergate.adapters import file_sha256
+    from adaptergate.backends.adapters import file_sha256
 
     return file_sha256(path) if path.is_file() else None
 
@@ -152,7 +152,7 @@ class WorkflowRules:
     that names a judge ``url`` (without the workflow naming the judge) or an
     ``api_key_env`` is refused, so no manifest can send a secret to a host of
     its choosing. (``module:function`` metrics are held back by the process's
-    :class:`~adaptergate.scoring.CodePolicy`.)
+    :class:`~adaptergate.scoring.scorers.CodePolicy`.)
     """
 
     judge_from_workflow: bool = True
@@ -163,8 +163,8 @@ def _job(tenant: str, policy: TenantEntry, head: TenantEntry, root: Path, baseli
          audit_log: Path | None, replay_path: Path | None, cache_dir: Path | None,
          criteria: Path | None, rules: WorkflowRules | None, review: PolicyReview | None) -> GateJob:
     """The tenant's job: ``policy`` (the base ref's entry) says how it is judged, ``head`` what."""
-    from adaptergate.metrics import is_judge
-    from adaptergate.model_scoring import ModelInputs
+    from adaptergate.metrics.core import is_judge
+    from adaptergate.scoring.model import ModelInputs
 
     g = policy.gate
     base_dir = resolve(root, head.base_model.path, f"tenant {tenant}: base_model.path")
@@ -203,7 +203,7 @@ def _judge_settings(tenant: str, block: ManifestJudge | None, root: Path, given:
     """The tenant's judge: the manifest's ``gate.judge``, under the command line's judge options.
 
     ``criteria``: the criteria file as the base ref has it (when ``block`` names one)."""
-    from adaptergate.judge import JudgeSettings
+    from adaptergate.metrics.judge import JudgeSettings
 
     opts: dict[str, Any] = block.model_dump(exclude_none=True) if block is not None else {}
     if isinstance(opts.get("criteria"), str):
@@ -510,10 +510,10 @@ def run_manifest_gate(
     """Gate every planned tenant; one tenant's failure does not stop the others.
 
     Tenants on the same base model share one loaded copy of it
-    (:func:`adaptergate.runner.shared_base`).
+    (:func:`adaptergate.backends.peft.shared_base`).
     """
-    from adaptergate.job import run_job
-    from adaptergate.runner import shared_base
+    from adaptergate.pipeline.job import run_job
+    from adaptergate.backends.peft import shared_base
 
     run = run or run_job
     result = ManifestOutcome(plan=plan)

@@ -48,7 +48,7 @@ A query's score is the weighted mean of its criterion scores mapped to
 0..100 by ``(s - 1) / 9 * 100``, divided by 100 for the gate: in ``[0, 1]``,
 so the stat rule uses its paired-t path. The common "pass at 70,
 auto-approve at 85" policy is the manifest's approval bands (``approval:
-{floor: 0.70, auto_approve: 0.85}``, :class:`adaptergate.manifest.ApprovalPolicy`)
+{floor: 0.70, auto_approve: 0.85}``, :class:`adaptergate.manifest.model.ApprovalPolicy`)
 applied to the candidate's aggregate score; this module adds no band
 mechanism of its own.
 
@@ -732,7 +732,7 @@ class LocalJudge:
     kind = "model"
 
     def __init__(self, settings: JudgeSettings, gen: Any, identity: "_Identity") -> None:
-        from adaptergate.runner import load_causal_lm
+        from adaptergate.backends.peft import load_causal_lm
 
         assert settings.model is not None
         self.settings = settings
@@ -959,7 +959,7 @@ class LocalJudge:
             self.stats.seconds += time.perf_counter() - t0
 
     def close(self) -> None:
-        from adaptergate.runner import free_memory
+        from adaptergate.backends.peft import free_memory
 
         self.model = None
         free_memory(self.device)
@@ -1274,7 +1274,7 @@ class LocalJudgeFactory:
         self._identity: _Identity | None = None
 
     def identity(self) -> _Identity:
-        from adaptergate.adapters import inspect_base
+        from adaptergate.backends.adapters import inspect_base
 
         assert self.settings.model is not None
         if self._identity is not None:

@@ -2,7 +2,7 @@
 
 Pure-ish functions behind ``adaptergate manifest …``, ``adaptergate promote``
 and ``adaptergate rollback``: they read and write the tenant manifest
-(:mod:`adaptergate.manifest`) and the manifest's git history, and return
+(:mod:`adaptergate.manifest.model`) and the manifest's git history, and return
 plain data; the CLI prints it. Every problem is an
 :class:`~adaptergate.errors.InvalidInputError` (exit 2) with one line.
 
@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from adaptergate.errors import InvalidInputError, UsageError
 from adaptergate.gitrepo import GitRepo, error_line
-from adaptergate.manifest import (
+from adaptergate.manifest.model import (
     AdapterCard,
     AdapterRef,
     BaseModelRef,
@@ -311,7 +311,7 @@ def _same_version(a: str, b: str) -> bool:
 def _decisions(audit_log: Path | None, tenant: str) -> list[Any]:
     if audit_log is None:
         return []
-    from adaptergate.ledger import AuditLog
+    from adaptergate.pipeline.ledger import AuditLog
 
     if not audit_log.is_file():
         raise InvalidInputError(f"audit log {audit_log} not found")
@@ -472,7 +472,7 @@ def export_adapters(manifest: Manifest, root: Path, tenants: Iterable[str] | Non
             if weights.is_file():
                 rank = _config_rank(snap)
                 if verify:
-                    from adaptergate.adapters import file_sha256
+                    from adaptergate.backends.adapters import file_sha256
 
                     sha = file_sha256(weights)
                     if sha != a.sha256:
@@ -565,7 +565,7 @@ class PromotionResult:
 
 def _lora_facts(adapter_dir: Path) -> dict[str, Any]:
     """Check ``adapter_dir`` is a PEFT LoRA directory; its training facts and sha256."""
-    from adaptergate.adapters import file_sha256, read_safetensors_header
+    from adaptergate.backends.adapters import file_sha256, read_safetensors_header
 
     if not adapter_dir.exists():
         raise InvalidInputError(f"adapter {adapter_dir} does not exist")
@@ -888,7 +888,7 @@ def rollback(
     environ: Mapping[str, str] | None = None,
 ) -> RollbackResult:
     """Write back the tenant's most recent earlier (accepted) version from the manifest's history."""
-    from adaptergate.adapters import file_sha256
+    from adaptergate.backends.adapters import file_sha256
 
     env = os.environ if environ is None else environ
     if not reason.strip():

@@ -26,7 +26,7 @@ from adaptergate.errors import (
     UsageError,
     exit_code_for,
 )
-from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES
+from adaptergate.holdout.store import DEFAULT_MAX_LINE_BYTES
 
 app = typer.Typer(
     help="adaptergate — gate per-tenant LoRA adapter promotion on held-out queries.",
@@ -247,7 +247,7 @@ def gate(
     ),
 ) -> None:
     """Evaluate a candidate adapter against the baseline. Exit 0 accepted, 1 rejected."""
-    from adaptergate.job import GateJob, run_job
+    from adaptergate.pipeline.job import GateJob, run_job
 
     settings = {
         "decision": decision_rule, "alpha": alpha, "on_inconclusive": on_inconclusive,
@@ -295,13 +295,13 @@ def gate(
         raise UsageError("Missing option '--holdout'")
 
     model = None
-    from adaptergate.metrics import is_judge
+    from adaptergate.metrics.core import is_judge
 
     judge_settings = None
     if is_judge(metric):
         if base_model is None:
             raise UsageError("--metric judge scores generated answers: it needs --base-model and both adapters")
-        from adaptergate.judge import JudgeSettings
+        from adaptergate.metrics.judge import JudgeSettings
 
         judge_settings = JudgeSettings.from_options(**judge_options)
     elif judge_given:
@@ -311,7 +311,7 @@ def gate(
     if base_model is not None:
         if baseline_adapter is None or candidate_adapter is None:
             raise UsageError("--base-model needs --baseline-adapter and --candidate-adapter")
-        from adaptergate.model_scoring import ModelInputs
+        from adaptergate.scoring.model import ModelInputs
 
         model = ModelInputs(
             base_model=base_model, baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter,
@@ -339,8 +339,8 @@ def _gate_manifest(
     overrides: dict[str, Any], audit_log: Optional[Path], replay_path: Optional[Path], cache_dir: Optional[Path],
 ) -> int:
     """``gate --manifest``: every tenant whose adapter moved since ``base_ref``."""
-    from adaptergate.discovery import plan_manifest_gate, run_manifest_gate
-    from adaptergate.job import run_job
+    from adaptergate.manifest.discovery import plan_manifest_gate, run_manifest_gate
+    from adaptergate.pipeline.job import run_job
 
     if fmt is Format.junit:
         raise UsageError("--format junit reports one gate; with --manifest use human, json, markdown or pr-comment")
@@ -381,7 +381,7 @@ def _gate_manifest(
                 con.print("", markup=False)
                 _emit(t.decision, Format.human, show_failures=show_failures, staleness_threshold_days=30)
     else:
-        from adaptergate.rendering import render_manifest
+        from adaptergate.report.render import render_manifest
 
         sys.stdout.write(render_manifest(outcome, fmt.value, show_failures=show_failures,
                                          manifest_name=manifest.name))
@@ -425,14 +425,14 @@ def _emit(
     recipes: Optional[Path] = None,
 ) -> None:
     if fmt is Format.human:
-        from adaptergate.rendering import print_human
+        from adaptergate.report.render import print_human
 
         print_human(
             decision, console=_console(), err_console=_err_console(),
             show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
         )
         if recipes is not None and not decision.accepted:
-            from adaptergate.recipes import RecipeStore, print_recommendations, recommend
+            from adaptergate.recipes.library import RecipeStore, print_recommendations, recommend
 
             store = RecipeStore(recipes)
             _console().print("")
@@ -445,8 +445,8 @@ def _emit(
         out.write(decision.to_json_bytes(indent=2))
         out.write(b"\n")
     else:
-        from adaptergate.recipes import recommendations_from_file
-        from adaptergate.rendering import render
+        from adaptergate.recipes.library import recommendations_from_file
+        from adaptergate.report.render import render
 
         text = render(
             decision, fmt.value, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
@@ -480,7 +480,7 @@ def holdout_add(
     max_line_bytes: int = MAX_LINE_OPT,
 ) -> None:
     """Add one query to the held-out set."""
-    from adaptergate.holdout import add_query
+    from adaptergate.holdout.store import add_query
 
     try:
         payload = json.loads(query_json)
@@ -502,7 +502,7 @@ def holdout_import(
     max_line_bytes: int = MAX_LINE_OPT,
 ) -> None:
     """Import queries in bulk. Exit 2 if any line was skipped (invalid or duplicate)."""
-    from adaptergate.holdout import import_queries
+    from adaptergate.holdout.store import import_queries
 
     res = import_queries(
         holdout_path, from_jsonl, tenant=tenant, accepted_by=accepted_by, max_line_bytes=max_line_bytes
@@ -534,7 +534,7 @@ def holdout_list(
 
 
 def _load_or_empty(path: Path, tenant: Optional[str], max_line_bytes: int):
-    from adaptergate.holdout import Holdout, load_holdout
+    from adaptergate.holdout.store import Holdout, load_holdout
 
     if not path.exists():
         return Holdout(path=path)
@@ -559,7 +559,7 @@ def holdout_remove(
     max_line_bytes: int = MAX_LINE_OPT,
 ) -> None:
     """Remove queries by id. Exit 2 if an id was not found."""
-    from adaptergate.holdout import remove_queries
+    from adaptergate.holdout.store import remove_queries
 
     if not holdout_path.exists():
         raise InvalidInputError(f"holdout file not found: {holdout_path}")
@@ -582,7 +582,7 @@ def holdout_validate(
     max_line_bytes: int = MAX_LINE_OPT,
 ) -> None:
     """Check every line; list every problem with its line number. Exit 2 if any."""
-    from adaptergate.holdout import load_holdout
+    from adaptergate.holdout.store import load_holdout
 
     h = load_holdout(holdout_path, tenant=tenant, max_line_bytes=max_line_bytes, allow_bare_tags=not strict_tags)
     err = _err_console()
@@ -599,8 +599,8 @@ def holdout_stats_cmd(
     max_line_bytes: int = MAX_LINE_OPT,
 ) -> None:
     """Size, slice coverage, gold coverage, staleness and suspected duplicate tags."""
-    from adaptergate.holdout import holdout_stats, load_holdout
-    from adaptergate.tag_duplicates import find_duplicate_slices
+    from adaptergate.holdout.store import holdout_stats, load_holdout
+    from adaptergate.holdout.tags import find_duplicate_slices
 
     h = load_holdout(holdout_path, tenant=tenant, max_line_bytes=max_line_bytes)
     stats = holdout_stats(h)
@@ -637,7 +637,7 @@ def replay_list(
     n: int = typer.Option(10, help="Show the most recent N rejections."),
 ) -> None:
     """Recent rejected updates, oldest first, one JSON line each (index 1 = newest)."""
-    from adaptergate.ledger import ReplayBuffer
+    from adaptergate.pipeline.ledger import ReplayBuffer
 
     records = ReplayBuffer(replay_path, tenant_id=tenant).recent(n)
     total = len(records)
@@ -660,7 +660,7 @@ def replay_show(
     output_format: Format = typer.Option(Format.human, "--format", "-f"),
 ) -> None:
     """Show one rejection in full: slices, driver, pattern, failing ids."""
-    from adaptergate.ledger import ReplayBuffer
+    from adaptergate.pipeline.ledger import ReplayBuffer
 
     if index < 1:
         raise UsageError("--index must be >= 1 (1 = most recent)")
@@ -682,8 +682,8 @@ def review(
     holdout_path: Optional[Path] = typer.Option(None, "--holdout", help="Show the prompt and gold answer too."),
 ) -> None:
     """Baseline and candidate answers side by side for a query, with a word diff."""
-    from adaptergate.ledger import read_rows
-    from adaptergate.wording import word_diff
+    from adaptergate.pipeline.ledger import read_rows
+    from adaptergate.decide.wording import word_diff
 
     if (rows_path is None) == (decision_path is None):
         raise UsageError("give exactly one of --rows FILE or --decision FILE")
@@ -692,13 +692,13 @@ def review(
             raise InvalidInputError(f"rows file not found: {rows_path}")
         rows = read_rows(rows_path)
     else:
-        from adaptergate.recipes import read_decision
+        from adaptergate.recipes.library import read_decision
 
         rows = list(read_decision(decision_path, line=-1).per_query)  # type: ignore[arg-type]
     by_id = {str(r["query_id"]): r for r in rows}
     payloads: dict[str, dict] = {}
     if holdout_path is not None:
-        from adaptergate.holdout import load_holdout
+        from adaptergate.holdout.store import load_holdout
 
         h = load_holdout(holdout_path)
         payloads = dict(zip(h.ids, h.payloads))
@@ -710,7 +710,7 @@ def review(
         r = by_id[qid]
         con.rule(f"query {qid}", characters="-")
         p = payloads.get(qid, {})
-        from adaptergate.patterns import query_text
+        from adaptergate.decide.patterns import query_text
 
         if p:
             con.print(f"prompt:    {query_text(p)}", markup=False, highlight=False)
@@ -730,7 +730,7 @@ def review(
 
 
 # --------------------------------------------------------------- manifest
-# The tenant manifest's lifecycle (adaptergate.promotion does the work).
+# The tenant manifest's lifecycle (adaptergate.manifest.lifecycle does the work).
 
 MANIFEST_OPT = typer.Option(
     Path("adaptergate.yaml"), "--manifest", envvar="ADAPTERGATE_MANIFEST",
@@ -762,7 +762,7 @@ def manifest_validate(
     ),
 ) -> None:
     """Parse the manifest and check every tenant's files and weights' sha256. Exit 2 on any problem."""
-    from adaptergate.promotion import validate_manifest
+    from adaptergate.manifest.lifecycle import validate_manifest
 
     report = validate_manifest(manifest, check_base_hash=check_base_hash)
     hub = f" ({len(report.hub)} on the Hub, not checked: {', '.join(report.hub)})" if report.hub else ""
@@ -776,8 +776,8 @@ def manifest_show(
     as_json: bool = typer.Option(False, "--json", help="The entries as JSON."),
 ) -> None:
     """A readable summary of each tenant's entry."""
-    from adaptergate.manifest import load_manifest
-    from adaptergate.promotion import describe_entry, show_entries
+    from adaptergate.manifest.model import load_manifest
+    from adaptergate.manifest.lifecycle import describe_entry, show_entries
 
     m = load_manifest(manifest)
     if as_json:
@@ -802,7 +802,7 @@ def manifest_history(
     as_json: bool = typer.Option(False, "--json", help="One JSON list."),
 ) -> None:
     """Each commit that changed the tenant's adapter, newest first (from the manifest's git log)."""
-    from adaptergate.promotion import tenant_history
+    from adaptergate.manifest.lifecycle import tenant_history
 
     events = tenant_history(manifest, tenant, audit_log=audit_log, limit=limit)
     if as_json:
@@ -836,8 +836,8 @@ def manifest_export(
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the weights' sha256 first."),
 ) -> None:
     """The promoted adapters for serving: vLLM arguments, or a JSON list."""
-    from adaptergate.manifest import load_manifest
-    from adaptergate.promotion import export_adapters, shell_line, vllm_args
+    from adaptergate.manifest.model import load_manifest
+    from adaptergate.manifest.lifecycle import export_adapters, shell_line, vllm_args
 
     m = load_manifest(manifest)
     adapters, notes = export_adapters(m, manifest.parent, tenants, base_model=base_model, verify=verify,
@@ -854,7 +854,7 @@ def manifest_export(
 @manifest_app.command("schema")
 def manifest_schema() -> None:
     """Print the manifest's JSON Schema (committed as schemas/manifest.schema.json)."""
-    from adaptergate.promotion import schema_text
+    from adaptergate.manifest.lifecycle import schema_text
 
     sys.stdout.write(schema_text())
 
@@ -884,7 +884,7 @@ def promote(
     as_json: bool = typer.Option(False, "--json", help="Print the change as JSON."),
 ) -> None:
     """Point a tenant at a new adapter under a higher version (the edit a promotion PR commits)."""
-    from adaptergate.promotion import promote as do_promote
+    from adaptergate.manifest.lifecycle import promote as do_promote
 
     res = do_promote(
         manifest, tenant, adapter, bump=bump.value if bump else None, version=version, base_model=base_model,
@@ -918,7 +918,7 @@ def rollback(
     as_json: bool = typer.Option(False, "--json", help="Print the change as JSON."),
 ) -> None:
     """Write a tenant's earlier version (from the manifest's git history) back, flagged as a rollback."""
-    from adaptergate.promotion import rollback as do_rollback
+    from adaptergate.manifest.lifecycle import rollback as do_rollback
 
     res = do_rollback(manifest, tenant, reason=reason, to=to, by=by, audit_log=audit_log, dry_run=dry_run)
     if as_json:
@@ -961,7 +961,7 @@ def data_check(
 ) -> None:
     """Validate JSONL records and report data quality. Exit 1 if FILE overlaps a holdout (or
     compliance is below --fail-under), 2 if a file or the schema is unusable."""
-    from adaptergate.datacheck import check_data, exit_code, print_report
+    from adaptergate.holdout.datacheck import check_data, exit_code, print_report
 
     report = check_data(
         file, schema=schema, holdouts=holdouts or (), max_problems=max_problems, fail_under=fail_under
@@ -1001,8 +1001,8 @@ def calibrate(
     max_line_bytes: int = MAX_LINE_OPT,
 ) -> None:
     """Suggest --epsilon / --slice-epsilon from the holdout size and the scorer's measured noise."""
-    from adaptergate.calibration import run_calibration
-    from adaptergate.config import write_tenant_settings
+    from adaptergate.decide.calibration import run_calibration
+    from adaptergate.pipeline.settings import write_tenant_settings
 
     if write and config_path is None:
         raise UsageError("--write needs --config FILE (the tenant settings file to update)")
@@ -1060,8 +1060,8 @@ def _demo_adapters() -> None:
     """Build (once, cached) a tiny Llama and two LoRA adapters, then gate them for real."""
     import time
 
-    from adaptergate.gate import GateRequest, run_gate
-    from adaptergate.model_scoring import ModelInputs
+    from adaptergate.pipeline.gate import GateRequest, run_gate
+    from adaptergate.scoring.model import ModelInputs
     from adaptergate.models import GateConfig
 
     try:
@@ -1073,7 +1073,7 @@ def _demo_adapters() -> None:
             f"the demo loads real adapters and needs the ML stack ({exc.name} is missing):"
             " pip install torch==2.13.0 '.[peft]' — or run 'adaptergate demo mock' for the scorer-only example"
         ) from None
-    from adaptergate.tinymodel import build_demo_assets
+    from adaptergate.demos.tinymodel import build_demo_assets
 
     con, err = _console(), _err_console()
     t0 = time.perf_counter()
@@ -1117,7 +1117,7 @@ def demo_mock() -> None:
     from adaptergate.examples import (
         EXAMPLE_BASELINE, EXAMPLE_CANDIDATE, EXAMPLE_HOLDOUT, EXAMPLE_SCORER, EXAMPLE_TENANT,
     )
-    from adaptergate.gate import GateRequest, run_gate
+    from adaptergate.pipeline.gate import GateRequest, run_gate
     from adaptergate.models import GateConfig
 
     con = _console()
@@ -1141,7 +1141,7 @@ def demo_mock() -> None:
 @demo_app.command("silent")
 def demo_silent() -> None:
     """Silent slice collapse: aggregate-only accepts, --slice-epsilon rejects."""
-    from adaptergate.demos import run_silent
+    from adaptergate.demos.catalog import run_silent
 
     run_silent(_console())
 
@@ -1149,7 +1149,7 @@ def demo_silent() -> None:
 @demo_app.command("classifier")
 def demo_classifier() -> None:
     """Two numpy intent classifiers; the candidate learnt from contaminated refund labels."""
-    from adaptergate.demos import run_classifier
+    from adaptergate.demos.catalog import run_classifier
 
     run_classifier(_console())
 
@@ -1157,7 +1157,7 @@ def demo_classifier() -> None:
 @demo_app.command("sql")
 def demo_sql() -> None:
     """A generative (text-to-SQL) scorer; the candidate writes '= NULL' for 'IS NULL'."""
-    from adaptergate.demos import run_sql
+    from adaptergate.demos.catalog import run_sql
 
     run_sql(_console())
 
@@ -1186,7 +1186,7 @@ def _compat_exit_1(message: str) -> None:
 @recipes_app.command("list")
 def recipes_list(recipes_path: Path = RECIPES_OPT) -> None:
     """One JSON line per recipe. Exit 1 if the library is empty or missing."""
-    from adaptergate.recipes import RecipeStore
+    from adaptergate.recipes.library import RecipeStore
 
     store = RecipeStore(recipes_path)
     if len(store) == 0:
@@ -1201,7 +1201,7 @@ def recipes_list(recipes_path: Path = RECIPES_OPT) -> None:
 def recipes_show(recipe_id: str = typer.Argument(..., help="Id of the recipe."),
                  recipes_path: Path = RECIPES_OPT) -> None:
     """Print one recipe as stored. Exit 1 if there is no recipe with that id."""
-    from adaptergate.recipes import RecipeStore
+    from adaptergate.recipes.library import RecipeStore
 
     store = RecipeStore(recipes_path)
     recipe = store.get_recipe(recipe_id)
@@ -1217,7 +1217,7 @@ def recipes_seed(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing recipes file."),
 ) -> None:
     """Write the bundled seed library (7 recipes). Exit 1 if the file exists without --overwrite."""
-    from adaptergate.recipes import seed_recipes_bytes
+    from adaptergate.recipes.library import seed_recipes_bytes
     from adaptergate.storage import atomic_write
 
     if recipes_path.is_dir():
@@ -1241,7 +1241,7 @@ NOTE_OPT = typer.Option(None, "--note", help="Free text stored with the applicat
 
 
 def _recipe_store(recipes_path: Path, applications_path: Optional[Path]) -> Any:
-    from adaptergate.recipes import RecipeStore
+    from adaptergate.recipes.library import RecipeStore
 
     store = RecipeStore(recipes_path, applications_path)
     if not store.recipes_file_exists:
@@ -1268,7 +1268,7 @@ def recipes_log(
     output_format: RecommendFormat = typer.Option(RecommendFormat.human, "--format", "-f", help="human or json."),
 ) -> None:
     """Log an application of a recipe from two real gate decisions: the rejection and the later outcome."""
-    from adaptergate.recipes import application_json, print_application, resolve_application_refs
+    from adaptergate.recipes.library import application_json, print_application, resolve_application_refs
 
     store = _recipe_store(recipes_path, applications_path)
     decision, outcome = resolve_application_refs(decision_ref, outcome_ref, audit_log=audit_log, tenant=tenant)
@@ -1309,8 +1309,8 @@ def recipes_verify(
 
     Exit 0 accepted, 1 rejected (the new gate's verdict).
     """
-    from adaptergate.job import GateJob, run_job
-    from adaptergate.recipes import (
+    from adaptergate.pipeline.job import GateJob, run_job
+    from adaptergate.recipes.library import (
         application_json, check_rejection, print_application, resolve_decision_ref, settings_of,
     )
 
@@ -1367,7 +1367,7 @@ def recommend_cmd(
     output_format: RecommendFormat = typer.Option(RecommendFormat.human, "--format", "-f", help="human or json."),
 ) -> None:
     """Recommend repair recipes for a rejected decision's driver slice, best first."""
-    from adaptergate.recipes import (
+    from adaptergate.recipes.library import (
         RecipeStore, print_recommendations, read_decision, recommend, recommendations_json,
     )
 

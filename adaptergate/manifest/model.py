@@ -631,7 +631,7 @@ def verify_change(change: TenantChange, root: Path, *, check_base_hash: bool = T
     increase unless the entry is flagged as a rollback, and a rollback must
     go down and name the version it leaves.
     """
-    from adaptergate.adapters import file_sha256, inspect_base
+    from adaptergate.backends.adapters import file_sha256, inspect_base
 
     assert change.head is not None
     head, tenant = change.head, change.tenant

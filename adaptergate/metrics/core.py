@@ -87,8 +87,8 @@ The judge metric
 
 ``judge`` is not a text comparison: an LLM judge scores each generated
 answer on weighted criteria (1-10 each, mapped to a score in ``[0, 1]``),
-configured by the ``--judge-*`` options. It lives in :mod:`adaptergate.judge`
-and is wired in :func:`adaptergate.model_scoring.score_with_adapters`;
+configured by the ``--judge-*`` options. It lives in :mod:`adaptergate.metrics.judge`
+and is wired in :func:`adaptergate.scoring.model.score_with_adapters`;
 :func:`is_judge` recognises it and :func:`build_metric` refuses it (there is
 no ``metric(output, query)`` function for it). It takes no options.
 
@@ -115,8 +115,8 @@ from pathlib import Path
 from typing import Any
 
 from adaptergate.errors import InvalidInputError, ScorerError
-from adaptergate.holdout import GOLD_KEYS, ID_KEYS, _first
-from adaptergate.scoring import _SPEC_RE, _bad_value, _format_tb, _one_line, load_scorer
+from adaptergate.holdout.store import GOLD_KEYS, ID_KEYS, _first
+from adaptergate.scoring.scorers import _SPEC_RE, _bad_value, _format_tb, _one_line, load_scorer
 
 __all__ = [
     "BUILTINS",
@@ -257,7 +257,7 @@ def _validate(spec: str, name: str, raw_options: Iterable[tuple[str, Any]]) -> d
 
 
 JUDGE = "judge"
-"""The LLM-judge metric (:mod:`adaptergate.judge`), handled outside :class:`Metric`."""
+"""The LLM-judge metric (:mod:`adaptergate.metrics.judge`), handled outside :class:`Metric`."""
 
 
 def is_judge(spec: Any) -> bool:
@@ -804,7 +804,7 @@ def build_metric(spec: str | MetricSpec, *, search_path: Path | None = None) -> 
     """A ready :class:`Metric` for a spec string or a :class:`MetricSpec`.
 
     User metrics are imported here (as ``--scorer``, via
-    :func:`adaptergate.scoring.load_scorer`); ``sql`` imports sqlglot here,
+    :func:`adaptergate.scoring.scorers.load_scorer`); ``sql`` imports sqlglot here,
     so a missing extra fails before anything is generated.
     """
     if isinstance(spec, str):
@@ -813,7 +813,7 @@ def build_metric(spec: str | MetricSpec, *, search_path: Path | None = None) -> 
         raise InvalidInputError(f"--metric must be a string, got {type(spec).__name__}")
     if spec.name == JUDGE:
         raise InvalidInputError(
-            "metric 'judge' is scored by an LLM judge (adaptergate.judge), not a metric function;"
+            "metric 'judge' is scored by an LLM judge (adaptergate.metrics.judge), not a metric function;"
             " use it with --base-model and the --judge-* options"
         )
     if spec.name in _OPTIONS:

@@ -130,7 +130,7 @@ def load_causal_lm(path: str | Path, settings: GenerationSettings, *, what: str 
     Left padding, a pad token (EOS when the tokenizer has none), dtype and
     device from ``settings`` (bf16 on GPU, fp32 on CPU), bitsandbytes
     quantisation on request, thread count. Shared by :class:`AdapterRunner`
-    (the base model) and :mod:`adaptergate.judge` (a local judge model).
+    (the base model) and :mod:`adaptergate.metrics.judge` (a local judge model).
     Model code (``auto_map``) runs only with ``settings.trust_remote_code``.
     """
     check_no_remote_code(path, what=what, trust_remote_code=settings.trust_remote_code)

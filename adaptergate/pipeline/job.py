@@ -3,7 +3,7 @@
 :class:`GateJob` holds everything a caller chose (ids, holdout, scorer or
 model, the decision settings given explicitly, the files to record to);
 :func:`run_job` resolves the settings (given > ``--config`` file > built-in
-defaults), runs :func:`adaptergate.gate.run_gate` and records the outcome in
+defaults), runs :func:`adaptergate.pipeline.gate.run_gate` and records the outcome in
 the audit log, the replay buffer and the rows file. Both front ends stay thin:
 ``adaptergate gate`` parses flags into a job, the action parses ``INPUT_*``
 variables into the same job.
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from adaptergate.errors import ScorerError, UsageError
-from adaptergate.holdout import DEFAULT_MAX_LINE_BYTES
-from adaptergate.manifest import ApprovalPolicy
-from adaptergate.model_scoring import ModelInputs
+from adaptergate.holdout.store import DEFAULT_MAX_LINE_BYTES
+from adaptergate.manifest.model import ApprovalPolicy
+from adaptergate.scoring.model import ModelInputs
 from adaptergate.models import GateConfig, GateDecision, PolicyReview
 
 __all__ = ["GateJob", "SETTING_NAMES", "apply_approval", "apply_policy_review", "gate_config", "run_job"]
@@ -73,8 +73,8 @@ def gate_config(**kwargs: Any) -> GateConfig:
 
 
 def _request(job: GateJob):
-    from adaptergate.config import tenant_settings
-    from adaptergate.gate import GateRequest
+    from adaptergate.pipeline.settings import tenant_settings
+    from adaptergate.pipeline.gate import GateRequest
 
     unknown = set(job.settings) - set(SETTING_NAMES)
     if unknown:
@@ -143,11 +143,11 @@ def apply_policy_review(decision: GateDecision, review: PolicyReview) -> None:
 def run_job(job: GateJob, *, progress: Callable[[int], None] | None = None) -> GateDecision:
     """Gate, then record: audit log (decision or scorer failure), replay buffer, rows.
 
-    Raises what :func:`~adaptergate.gate.run_gate` raises; a scorer failure
+    Raises what :func:`~adaptergate.pipeline.gate.run_gate` raises; a scorer failure
     is written to the audit log first.
     """
-    from adaptergate.gate import run_gate
-    from adaptergate.ledger import AuditLog, ReplayBuffer, write_rows
+    from adaptergate.pipeline.gate import run_gate
+    from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer, write_rows
 
     request = _request(job)
     try:

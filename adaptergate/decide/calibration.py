@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaptergate.models import NoiseFloor
-from adaptergate.stats import binary_paired, continuous_paired, norm_ppf
+from adaptergate.decide.stats import binary_paired, continuous_paired, norm_ppf
 
 
 def noise_floor(base_runs: np.ndarray, cand_runs: np.ndarray | None, alpha: float) -> NoiseFloor:
@@ -135,10 +135,10 @@ def run_calibration(
     alpha: float, power: float, slice_min_size: int, max_line_bytes: int,
 ) -> CalibrationReport:
     """Score the baseline ``repeats`` times and suggest margins for this tenant."""
-    from adaptergate.decision import build_slice_index
+    from adaptergate.decide.rules import build_slice_index
     from adaptergate.errors import InvalidInputError, UsageError
-    from adaptergate.holdout import load_holdout
-    from adaptergate.scoring import load_scorer, score_all
+    from adaptergate.holdout.store import load_holdout
+    from adaptergate.scoring.scorers import load_scorer, score_all
 
     if repeats < 2:
         raise UsageError("calibrate needs --repeats >= 2 to measure the scorer's noise")

@@ -1,0 +1,1 @@
+"""Demos: the bundled examples and the tiny Llama built locally for `adaptergate demo`."""

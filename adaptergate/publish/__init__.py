@@ -1,0 +1,1 @@
+"""Publishing a report where reviewers read it (GitHub: sticky comment and check run)."""

@@ -1,0 +1,1 @@
+"""The recipe library: paper-cited repairs for a broken slice, their recorded applications and measured efficacy."""

@@ -1,0 +1,1 @@
+"""Scoring: user scorers, and real adapters scored through a model backend and a metric."""

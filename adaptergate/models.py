@@ -75,6 +75,14 @@ class GateConfig(BaseModel):
         return None if v is None else _finite(v, "slice_epsilon")
 
 
+RUN_FIELDS: tuple[str, ...] = ("require_calibration", "sample", "sample_seed")
+"""GateConfig fields that belong to one run (what to sample, whether a baseline is needed)."""
+
+SETTING_NAMES: tuple[str, ...] = tuple(name for name in GateConfig.model_fields if name not in RUN_FIELDS)
+"""The decision settings: what a tenant's settings file, a manifest's ``gate`` block, a
+command line or an Action input may set (given > settings file > GateConfig's defaults)."""
+
+
 class QueryRow(TypedDict):
     """One query's scores. Keys match adaptergate 0.5.4's ``per_query``.
 

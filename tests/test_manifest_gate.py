@@ -20,6 +20,7 @@ import yaml
 
 from adaptergate.manifest.discovery import plan_manifest_gate, run_manifest_gate
 from adaptergate.errors import InvalidInputError
+from adaptergate.pipeline.options import GateOptions
 
 pytestmark = pytest.mark.slow
 
@@ -339,7 +340,7 @@ def test_a_judged_tenant_takes_its_judge_from_the_manifest_and_the_command_line_
     # a judge named on the command line (or as Action inputs) replaces the manifest's judge,
     # the manifest's other judge settings stay
     plan = plan_manifest_gate(root / "adaptergate.yaml", repo["base"],
-                              overrides={"judge": {"model": root / "models" / "tiny-llama"}})
+                              overrides=GateOptions(judge_model=root / "models" / "tiny-llama"))
     (job,) = [p.job for p in plan.tenants if p.job is not None]
     judge = job.model.judge
     assert (judge.url, judge.name, judge.model) == (None, None, root / "models" / "tiny-llama")

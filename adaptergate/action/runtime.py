@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from adaptergate.errors import AdaptergateError, ExitCode, InvalidInputError, UsageError, exit_code_for
+from adaptergate.errors import AdaptergateError, ExitCode, UsageError, exit_code_for
 from adaptergate.trust import inert, register_secret, scrub
 
 __all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "RunnerContext", "env_name", "main"]
@@ -325,110 +325,69 @@ def trusted_code(inputs: Inputs, tree: Any) -> list[Any]:
 
 
 class TrustedInputs:
-    """Path inputs, confined to the workspace; policy files among them as the base commit has
-    them (:class:`~adaptergate.trust.BaseTree`), each difference collected in ``changes``
-    (the workflow-named code modules' first)."""
+    """The gate options the inputs give: paths confined to the workspace, and the policy files
+    among them as the base commit has them (:class:`~adaptergate.trust.BaseTree`), each
+    difference collected in ``changes`` (the workflow-named code modules' first)."""
+
+    PINNED_FILES = {"holdout": "holdout", "config": "settings file", "judge_criteria": "judge criteria"}
+    PINNED_DIRS = {"baseline_adapter": "baseline adapter", "judge_model": "judge model", "base_model": "base model"}
 
     def __init__(self, ctx: RunnerContext, inputs: Inputs, tree: Any) -> None:
         self.ctx, self.inputs, self.tree = ctx, inputs, tree
         self.changes = trusted_code(inputs, tree)
+        self.holdout_changed = False
 
-    def path(self, name: str) -> Path | None:
-        value = self.inputs.str(name)
-        return self.ctx.path(value, name) if value is not None else None
+    def options(self, names: tuple[str, ...] | None = None) -> Any:
+        """:class:`~adaptergate.pipeline.options.GateOptions` from the inputs (``names``: only those)."""
+        from adaptergate.pipeline.options import GateOptions, options_from_strings
 
-    def pinned(self, name: str, what: str, directory: bool = False) -> Path | None:
-        p = self.path(name)
-        if p is None:
-            return None
-        pin = self.tree.pin_dir(p, what) if directory else self.tree.pin_file(p, what)
+        wanted = [n for n in GateOptions.names() if n.replace("_", "-") in INPUT_NAMES
+                  and (names is None or n in names)]
+        raw = {n: self.inputs.raw(n.replace("_", "-")) for n in wanted}
+        opts = options_from_strings(raw, path=lambda name, value: self.ctx.path(value, name.replace("_", "-")))
+        base_model = opts.base_model
+        if base_model is not None and self.ctx.resolve(base_model).exists():
+            opts = opts.replace(base_model=str(self.pin(self.ctx.path(base_model, "base-model"), "base_model")))
+        pinned = {name: self.pin(getattr(opts, name), name)
+                  for name in (*self.PINNED_FILES, *self.PINNED_DIRS)
+                  if name != "base_model" and isinstance(getattr(opts, name), Path)}
+        if opts.cache_dir is not None:
+            self.tree.refuse_tracked(opts.cache_dir, "input 'cache-dir'")
+        return opts.replace(**pinned)
+
+    def pin(self, path: Path, name: str) -> Path:
+        """``path`` as the base commit has it (a copy where the pull request changed it)."""
+        directory = name in self.PINNED_DIRS
+        what = self.PINNED_DIRS.get(name) or self.PINNED_FILES[name]
+        pin = self.tree.pin_dir(path, what) if directory else self.tree.pin_file(path, what)
         if pin.change is not None:
             self.changes.append(pin.change)
+            self.holdout_changed = self.holdout_changed or name == "holdout"
         return pin.path
+
+
+def input_flag(name: str) -> str:
+    """How a usage error names an option in the Action: ``input 'base-model'``."""
+    return f"input '{name}'"
 
 
 def build_job(ctx: RunnerContext, inputs: Inputs, tree: Any = None) -> Built:
     """The gate job the inputs describe (paths confined to the workspace; in a pull request the
     holdout, settings file, baseline adapter, base model, judge criteria and judge model as the
     base commit has them, every difference a policy change the report shows)."""
-    from adaptergate.pipeline.job import GateJob
-    from adaptergate.scoring.model import ModelInputs
     from adaptergate.models import PolicyReview
+    from adaptergate.pipeline.options import build_job as job_from
 
     if tree is None:
         tree = base_tree(ctx, inputs)
     reader = TrustedInputs(ctx, inputs, tree)
-    changes, path, pinned = reader.changes, reader.path, reader.pinned
-
+    inputs.required("tenant")
     holdout_here = ctx.path(inputs.required("holdout"), "holdout")
-    holdout = tree.pin_file(holdout_here, "holdout")
-    if holdout.change is not None:
-        changes.append(holdout.change)
-    cache_dir = path("cache-dir")
-    if cache_dir is not None:
-        tree.refuse_tracked(cache_dir, "input 'cache-dir'")
-    model = None
-    base_model = inputs.str("base-model")
-    if base_model is not None:
-        candidate_adapter = path("candidate-adapter")
-        baseline_adapter = pinned("baseline-adapter", "baseline adapter", directory=True)
-        if baseline_adapter is None or candidate_adapter is None:
-            raise UsageError("input 'base-model' needs 'baseline-adapter' and 'candidate-adapter'")
-        local = ctx.resolve(base_model)
-        metric = inputs.str("metric", "exact") or "exact"
-        judge = None
-        from adaptergate.metrics.core import is_judge
-
-        if is_judge(metric):
-            from adaptergate.metrics.judge import JudgeSettings
-
-            judge = JudgeSettings.from_options(**_judge_options(inputs, path, pinned))
-        if local.exists():
-            base = tree.pin_dir(ctx.path(base_model, "base-model"), "base model")
-            if base.change is not None:
-                changes.append(base.change)
-            base_model = str(base.path)
-        model = ModelInputs(
-            base_model=base_model,
-            baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter, metric=metric,
-            mode=inputs.choice("eval-mode", ("auto", "generate", "teacher-forced"), "auto") or "auto",
-            max_new_tokens=inputs.int("max-new-tokens"), stop=tuple(inputs.lines("stop")),
-            chat_template=bool(inputs.bool("chat-template", False)),
-            batch_size=inputs.int("batch-size") or 16,
-            dtype=inputs.str("dtype"), device=inputs.str("device"), quantize=inputs.str("quantize"),
-            allow_pickle=bool(inputs.bool("allow-pickle", False)), base_sha256=inputs.str("base-sha256"),
-            cache_dir=cache_dir, judge=judge,
-        )
-    sample_seed = inputs.str("sample-seed")
-    job = GateJob(
-        tenant=inputs.required("tenant"),
-        holdout_path=holdout.path,
-        holdout_label=str(holdout_here) if holdout.changed else None,
-        candidate=inputs.str("candidate"),
-        baseline=inputs.str("baseline"),
-        scorer_spec=inputs.str("scorer"),
-        model=model,
-        settings={
-            "decision": inputs.choice("decision", ("stat", "threshold")),
-            "alpha": inputs.float("alpha"),
-            "on_inconclusive": inputs.choice("on-inconclusive", ("accept", "reject")),
-            "multiplicity": inputs.choice("multiplicity", ("holm", "bh")),
-            "epsilon": inputs.float("epsilon"),
-            "slice_epsilon": inputs.float("slice-epsilon"),
-            "slice_min_size": inputs.int("slice-min-size"),
-            "min_holdout_size": inputs.int("min-holdout-size"),
-            "strict": inputs.bool("strict"),
-            "pass_threshold": inputs.float("pass-threshold"),
-        },
-        config_path=pinned("config", "settings file"),
-        sample=inputs.int("sample"),
-        sample_seed=sample_seed,
-        repeats=inputs.int("repeats") or 1,
-        audit_log=path("audit-log"),
-        replay_path=path("replay-path"),
-        policy=PolicyReview(source=tree.label, changes=changes) if tree.active else None,
-    )
-    return Built(job=job, holdout_changed=holdout.changed)
+    opts = reader.options()
+    review = PolicyReview(source=tree.label, changes=reader.changes) if tree.active else None
+    opts = opts.replace(extra={"policy": review,
+                               **({"holdout_label": str(holdout_here)} if reader.holdout_changed else {})})
+    return Built(job=job_from(opts, flag=input_flag), holdout_changed=reader.holdout_changed)
 
 
 def publish_settings(ctx: RunnerContext, inputs: Inputs) -> PublishSettings:
@@ -1028,45 +987,9 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
                   ("annotate the failing queries", annotations), ("publish on GitHub", publish)]
 
 
-def _judge_options(
-    inputs: Inputs, path: Callable[[str], Path | None],
-    pinned: Callable[..., Path | None] | None = None,
-) -> dict[str, Any]:
-    """The judge-* inputs that were given, as :meth:`JudgeSettings.from_options` arguments
-    (``pinned``: criteria and judge model as the pull request's base commit has them)."""
-    pin = pinned or (lambda name, what, directory=False: path(name))
-    options = {
-        "criteria": pin("judge-criteria", "judge criteria"), "model": pin("judge-model", "judge model", True),
-        "url": inputs.str("judge-url"), "name": inputs.str("judge-name"),
-        "api_key_env": inputs.str("judge-api-key-env"),
-        "pairwise": inputs.bool("judge-pairwise"), "retries": inputs.int("judge-retries"),
-    }
-    return {k: v for k, v in options.items() if v is not None}
-
-
-def _manifest_overrides(
-    inputs: Inputs, path: Callable[[str], Path | None], pinned: Callable[..., Path | None] | None = None,
-) -> dict[str, Any]:
-    """Settings given explicitly as inputs; they win over the manifest's gate settings.
-
-    Inputs whose action.yml default is not empty (metric, eval-mode) cannot be
-    told apart from their default: in manifest mode those come from the manifest.
-    """
-    return {
-        "decision": inputs.choice("decision", ("stat", "threshold")),
-        "alpha": inputs.float("alpha"),
-        "on_inconclusive": inputs.choice("on-inconclusive", ("accept", "reject")),
-        "multiplicity": inputs.choice("multiplicity", ("holm", "bh")),
-        "epsilon": inputs.float("epsilon"),
-        "slice_epsilon": inputs.float("slice-epsilon"),
-        "slice_min_size": inputs.int("slice-min-size"),
-        "min_holdout_size": inputs.int("min-holdout-size"),
-        "max_new_tokens": inputs.int("max-new-tokens"),
-        "dtype": inputs.str("dtype"),
-        "device": inputs.str("device"),
-        "quantize": inputs.str("quantize"),
-        "judge": _judge_options(inputs, path, pinned),  # for tenants whose metric is judge; wins over gate.judge
-    }
+ACTION_DEFAULTED = ("metric", "eval_mode", "batch_size", "stop", "chat_template", "allow_pickle")
+"""Inputs whose action.yml default is not empty, or that say nothing about a manifest tenant:
+in manifest mode those come from the manifest."""
 
 
 def _manifest_mode(run: _Run) -> tuple[int, Steps]:
@@ -1091,21 +1014,21 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
     from adaptergate.manifest.discovery import WorkflowRules
     from adaptergate.trust import BaseTree
 
+    from adaptergate.pipeline.options import MANIFEST_OVERRIDES
+
     run.tree = tree = BaseTree.open(ctx.workspace, base_ref)
     reader = TrustedInputs(ctx, inputs, tree)
-    code_changes, path, pinned = reader.changes, reader.path, reader.pinned
-
-    cache_dir = path("cache-dir")
-    if cache_dir is not None:
-        tree.refuse_tracked(cache_dir, "input 'cache-dir'")
+    given = reader.options((*MANIFEST_OVERRIDES, "cache_dir", "audit_log", "replay_path"))
+    overrides = given.replace(**{name: None for name in ACTION_DEFAULTED},
+                              cache_dir=None, audit_log=None, replay_path=None)
     plan = plan_manifest_gate(
-        manifest, base_ref, tenants=[only] if only else None,
-        overrides=_manifest_overrides(inputs, path, pinned), audit_log=path("audit-log"),
-        replay_path=path("replay-path"), cache_dir=cache_dir, rules=WorkflowRules(judge_from_workflow=True),
+        manifest, base_ref, tenants=[only] if only else None, overrides=overrides,
+        audit_log=given.audit_log, replay_path=given.replay_path, cache_dir=given.cache_dir,
+        rules=WorkflowRules(judge_from_workflow=True),
     )
     try:
-        if code_changes:
-            plan.add_changes(code_changes)
+        if reader.changes:
+            plan.add_changes(reader.changes)
         log.cmd("group", f"{ctx.relative(manifest)} against {base_ref}")
         log.untrusted("\n".join(
             f"{p.change.tenant}: {p.change.kind}" + (f" — {p.note}" if p.note else "") for p in plan.tenants

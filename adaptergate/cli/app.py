@@ -106,7 +106,7 @@ def gate(
     baseline: Optional[str] = typer.Option(
         None, help="Baseline (production) adapter id. Omit only with --no-require-calibration."
     ),
-    holdout_path: Optional[Path] = typer.Option(
+    holdout: Optional[Path] = typer.Option(
         None, "--holdout", help="Path to the tenant's JSONL held-out set (required without --manifest)."
     ),
     manifest: Optional[Path] = typer.Option(
@@ -116,7 +116,7 @@ def gate(
     base_ref: Optional[str] = typer.Option(
         None, "--base-ref", help="With --manifest: the git ref whose manifest holds the baselines (e.g. origin/main).",
     ),
-    scorer_spec: Optional[str] = typer.Option(
+    scorer: Optional[str] = typer.Option(
         None, "--scorer", help="Scorer as 'module:function' (or score real adapters with --base-model)."
     ),
     base_model: Optional[str] = typer.Option(
@@ -192,7 +192,7 @@ def gate(
     min_holdout_size: Optional[int] = typer.Option(
         None, "--min-holdout-size", help="Refuse to gate on fewer queries [default: 20]."
     ),
-    sample_n: Optional[int] = typer.Option(None, "--sample", help="Gate on a deterministic sample of N queries."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Gate on a deterministic sample of N queries."),
     sample_seed: Optional[str] = typer.Option(
         None, "--sample-seed", help="Seed for --sample (default: the candidate id, as in 0.5.4)."
     ),
@@ -206,7 +206,7 @@ def gate(
     require_calibration: bool = typer.Option(
         True, "--require-calibration/--no-require-calibration", help="Refuse to gate without a baseline."
     ),
-    decision_rule: Optional[str] = typer.Option(
+    decision: Optional[str] = typer.Option(
         None, "--decision", envvar="ADAPTERGATE_DECISION",
         help="stat (paired intervals, three-valued verdict) or threshold (adaptergate 0.5.4's rule)"
         " [default: stat; env ADAPTERGATE_DECISION].",
@@ -223,7 +223,7 @@ def gate(
     repeats: int = typer.Option(
         1, "--repeats", min=1, help="Score each adapter K times (non-deterministic scorers); gate on the means."
     ),
-    config_path: Optional[Path] = typer.Option(
+    config: Optional[Path] = typer.Option(
         None, "--config", envvar="ADAPTERGATE_CONFIG",
         help="JSON file of per-tenant settings (written by 'adaptergate calibrate --write').",
     ),
@@ -247,28 +247,19 @@ def gate(
     ),
 ) -> None:
     """Evaluate a candidate adapter against the baseline. Exit 0 accepted, 1 rejected."""
-    from adaptergate.pipeline.job import GateJob, run_job
+    from adaptergate.pipeline.job import run_job
+    from adaptergate.pipeline.options import MANIFEST_OVERRIDES, GateOptions, build_job
 
-    settings = {
-        "decision": decision_rule, "alpha": alpha, "on_inconclusive": on_inconclusive,
-        "multiplicity": multiplicity, "epsilon": epsilon, "slice_epsilon": slice_epsilon,
-        "slice_min_size": slice_min_size, "min_holdout_size": min_holdout_size, "strict": strict,
-        "pass_threshold": pass_threshold,
-    }
+    # switches that are off unless given: off is "not given", so a manifest's own value stands
+    opts = GateOptions.pick(locals()).replace(
+        stop=tuple(stop), chat_template=chat_template or None, allow_pickle=allow_pickle or None,
+        trust_remote_code=trust_remote_code or None, judge_pairwise=judge_pairwise or None,
+    )
     fmt = Format.json if quiet else output_format
-    judge_flags = {
-        "--judge-criteria": judge_criteria, "--judge-model": judge_model, "--judge-url": judge_url,
-        "--judge-name": judge_name, "--judge-api-key-env": judge_api_key_env,
-        "--judge-pairwise": judge_pairwise or None, "--judge-retries": judge_retries,
-        "--judge-reasoning-tokens": judge_reasoning_tokens, "--judge-concurrency": judge_concurrency,
-    }
-    judge_given = [flag for flag, value in judge_flags.items() if value is not None]
-    judge_options = {flag[len("--judge-"):].replace("-", "_"): value
-                     for flag, value in judge_flags.items() if value is not None}
     if manifest is not None:
-        for flag, value in (("--holdout", holdout_path), ("--scorer", scorer_spec), ("--base-model", base_model),
+        for flag, value in (("--holdout", holdout), ("--scorer", scorer), ("--base-model", base_model),
                             ("--baseline-adapter", baseline_adapter), ("--candidate-adapter", candidate_adapter),
-                            ("--candidate", candidate), ("--baseline", baseline), ("--config", config_path),
+                            ("--candidate", candidate), ("--baseline", baseline), ("--config", config),
                             ("--rows-out", rows_out)):
             if value is not None:
                 raise UsageError(f"{flag} does not go with --manifest: the manifest names each tenant's files")
@@ -276,58 +267,17 @@ def gate(
             raise UsageError("--manifest needs --base-ref: the git ref whose manifest holds the baselines")
         if strict is not None or pass_threshold is not None:
             raise UsageError("--strict and --pass-threshold do not go with --manifest (use approval bands)")
+        # the command line's options win over each tenant's policy; trust_remote_code only from here
+        overrides = GateOptions().replace(**{k: v for k, v in opts.given().items() if k in MANIFEST_OVERRIDES})
         code = _gate_manifest(
-            manifest, base_ref, tenant, fmt, show_failures=show_failures,
-            overrides={
-                **settings, "metric": metric, "eval_mode": eval_mode, "max_new_tokens": max_new_tokens,
-                "batch_size": batch_size, "dtype": dtype, "device": device, "quantize": quantize,
-                "judge": judge_options,  # for the tenants whose metric is judge; wins over gate.judge
-                "trust_remote_code": trust_remote_code or None,  # the command line's choice, never a manifest's
-            },
+            manifest, base_ref, tenant, fmt, show_failures=show_failures, overrides=overrides,
             audit_log=audit_log, replay_path=replay_path, cache_dir=cache_dir,
         )
         raise typer.Exit(code)
     if base_ref is not None:
         raise UsageError("--base-ref goes with --manifest")
-    if tenant is None:
-        raise UsageError("Missing option '--tenant'")
-    if holdout_path is None:
-        raise UsageError("Missing option '--holdout'")
-
-    model = None
-    from adaptergate.metrics.core import is_judge
-
-    judge_settings = None
-    if is_judge(metric):
-        if base_model is None:
-            raise UsageError("--metric judge scores generated answers: it needs --base-model and both adapters")
-        from adaptergate.metrics.judge import JudgeSettings
-
-        judge_settings = JudgeSettings.from_options(**judge_options)
-    elif judge_given:
-        raise UsageError(f"{judge_given[0]} goes with --metric judge")
-    if trust_remote_code and base_model is None:
-        raise UsageError("--trust-remote-code goes with --base-model (or --manifest): a scorer loads no model files")
-    if base_model is not None:
-        if baseline_adapter is None or candidate_adapter is None:
-            raise UsageError("--base-model needs --baseline-adapter and --candidate-adapter")
-        from adaptergate.scoring.model import ModelInputs
-
-        model = ModelInputs(
-            base_model=base_model, baseline_adapter=baseline_adapter, candidate_adapter=candidate_adapter,
-            metric=metric or "exact", mode=eval_mode or "auto", max_new_tokens=max_new_tokens, stop=tuple(stop),
-            chat_template=chat_template, batch_size=batch_size, dtype=dtype, device=device, quantize=quantize,
-            allow_pickle=allow_pickle, base_sha256=base_sha256, cache_dir=cache_dir, judge=judge_settings,
-            trust_remote_code=trust_remote_code,
-        )
-    job = GateJob(
-        tenant=tenant, holdout_path=holdout_path, candidate=candidate, baseline=baseline,
-        scorer_spec=scorer_spec, model=model, settings=settings,
-        config_path=config_path, require_calibration=require_calibration, sample=sample_n,
-        sample_seed=sample_seed, repeats=repeats, max_line_bytes=max_line_bytes,
-        audit_log=audit_log, replay_path=replay_path, rows_out=rows_out,
-    )
-    with _progress(enabled=model is not None) as tick:
+    job = build_job(opts)
+    with _progress(enabled=job.model is not None) as tick:
         decision = run_job(job, progress=tick)
     _emit(decision, fmt, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
           recipes=recipes_path)
@@ -336,7 +286,7 @@ def gate(
 
 def _gate_manifest(
     manifest: Path, base_ref: str, tenant: Optional[str], fmt: Format, *, show_failures: int,
-    overrides: dict[str, Any], audit_log: Optional[Path], replay_path: Optional[Path], cache_dir: Optional[Path],
+    overrides: Any, audit_log: Optional[Path], replay_path: Optional[Path], cache_dir: Optional[Path],
 ) -> int:
     """``gate --manifest``: every tenant whose adapter moved since ``base_ref``."""
     from adaptergate.manifest.discovery import plan_manifest_gate, run_manifest_gate
@@ -1309,7 +1259,8 @@ def recipes_verify(
 
     Exit 0 accepted, 1 rejected (the new gate's verdict).
     """
-    from adaptergate.pipeline.job import GateJob, run_job
+    from adaptergate.pipeline.job import run_job
+    from adaptergate.pipeline.options import GateOptions, build_job
     from adaptergate.recipes.library import (
         application_json, check_rejection, print_application, resolve_decision_ref, settings_of,
     )
@@ -1324,11 +1275,11 @@ def recipes_verify(
     check_rejection(rejection)
     given = {"epsilon": epsilon, "slice_epsilon": slice_epsilon, "decision": rule}
     settings = {**settings_of(rejection), **{k: v for k, v in given.items() if v is not None}}
-    job = GateJob(
-        tenant=rejection.tenant_id, holdout_path=holdout_path, candidate=candidate,
-        baseline=baseline if baseline is not None else rejection.baseline_id, scorer_spec=scorer_spec,
-        settings=settings, audit_log=audit_log,
-    )
+    job = build_job(GateOptions(
+        tenant=rejection.tenant_id, holdout=holdout_path, candidate=candidate,
+        baseline=baseline if baseline is not None else rejection.baseline_id, scorer=scorer_spec,
+        audit_log=audit_log, **settings,
+    ))
     outcome = run_job(job)
     app_ = store.log_outcome(recipe_id=recipe_id, decision=rejection, outcome=outcome, note=note)
     record = store.efficacy(recipe_id, app_.driver_slice_tag)

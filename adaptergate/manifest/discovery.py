@@ -30,14 +30,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from adaptergate.errors import AdaptergateError, InvalidInputError, exit_code_for
 from adaptergate.gitrepo import GitRepo
 from adaptergate.pipeline.job import GateJob
 from adaptergate.manifest.model import (
     Manifest,
-    ManifestJudge,
+    ManifestGate,
     is_yaml,
     TenantChange,
     TenantEntry,
@@ -50,11 +50,10 @@ from adaptergate.manifest.model import (
     resolve,
     verify_change,
 )
-from adaptergate.models import GateDecision, PolicyChange, PolicyReview
+from adaptergate.models import SETTING_NAMES, GateDecision, PolicyChange, PolicyReview
+from adaptergate.pipeline.options import MANIFEST_OVERRIDES, GateOptions, build_job, judge_settings
 from adaptergate.trust import BaseTree
 
-if TYPE_CHECKING:
-    from adaptergate.metrics.judge import JudgeSettings
 
 __all__ = ["ManifestOutcome", "ManifestPlan", "TenantOutcome", "plan_manifest_gate", "run_manifest_gate"]
 
@@ -159,76 +158,52 @@ class WorkflowRules:
 
 
 def _job(tenant: str, policy: TenantEntry, head: TenantEntry, root: Path, baseline_dir: Path,
-         candidate_dir: Path, holdout: Path, holdout_label: Path, overrides: dict,
+         candidate_dir: Path, holdout: Path, holdout_label: Path, overrides: GateOptions,
          audit_log: Path | None, replay_path: Path | None, cache_dir: Path | None,
          criteria: Path | None, rules: WorkflowRules | None, review: PolicyReview | None) -> GateJob:
-    """The tenant's job: ``policy`` (the base ref's entry) says how it is judged, ``head`` what."""
+    """The tenant's job: ``policy`` (the base ref's entry) says how it is judged, ``head`` what;
+    ``overrides`` (the command line's or the workflow's options) win over the policy."""
     from adaptergate.metrics.core import is_judge
-    from adaptergate.scoring.model import ModelInputs
 
     g = policy.gate
     base_dir = resolve(root, head.base_model.path, f"tenant {tenant}: base_model.path")
-    metric = overrides.get("metric") or g.metric or "exact"
-    model = ModelInputs(
-        base_model=str(base_dir) if base_dir is not None else head.base_model.id,
-        baseline_adapter=baseline_dir,
-        candidate_adapter=candidate_dir,
-        metric=metric,
-        judge=_judge_settings(tenant, g.judge, root, overrides.get("judge") or {}, criteria, rules)
-        if is_judge(metric) else None,
-        mode=overrides.get("eval_mode") or g.eval_mode or "auto",
-        max_new_tokens=overrides.get("max_new_tokens") or g.max_new_tokens,
-        base_sha256=head.base_model.sha256,
-        cache_dir=cache_dir,
-        **{k: v for k, v in overrides.items()
-           if k in ("batch_size", "dtype", "device", "quantize", "trust_remote_code") and v is not None},
-    )
-    settings = {
-        "decision": g.decision, "alpha": g.alpha, "on_inconclusive": g.on_inconclusive,
-        "multiplicity": g.multiplicity, "epsilon": g.epsilon, "slice_epsilon": g.slice_epsilon,
-        "slice_min_size": g.slice_min_size, "min_holdout_size": g.min_holdout_size,
-    }
-    # explicit command-line / action settings win over the manifest's
-    settings.update({k: v for k, v in overrides.items() if k in settings and v is not None})
-    return GateJob(
-        tenant=tenant, holdout_path=holdout, holdout_label=str(holdout_label),
-        candidate=adapter_id(head), baseline=adapter_id(policy),
-        model=model, settings=settings, audit_log=audit_log, replay_path=replay_path, approval=policy.approval,
-        policy=review,
-    )
-
-
-def _judge_settings(tenant: str, block: ManifestJudge | None, root: Path, given: dict[str, Any],
-                    criteria: Path | None, rules: WorkflowRules | None) -> JudgeSettings:
-    """The tenant's judge: the manifest's ``gate.judge``, under the command line's judge options.
-
-    ``criteria``: the criteria file as the base ref has it (when ``block`` names one)."""
-    from adaptergate.metrics.judge import JudgeSettings
-
-    opts: dict[str, Any] = block.model_dump(exclude_none=True) if block is not None else {}
-    if isinstance(opts.get("criteria"), str):
-        opts["criteria"] = criteria
-    if isinstance(opts.get("model"), str):
-        opts["model"] = resolve(root, opts["model"], f"tenant {tenant}: gate.judge.model")
+    judge = g.judge.model_dump(exclude_none=True) if g.judge is not None else {}
+    if isinstance(judge.get("criteria"), str):
+        judge["criteria"] = criteria
+    if isinstance(judge.get("model"), str):
+        judge["model"] = resolve(root, judge["model"], f"tenant {tenant}: gate.judge.model")
     if rules is not None and rules.judge_from_workflow:
-        if "api_key_env" in opts:
+        if "api_key_env" in judge:
             raise InvalidInputError(
                 f"tenant {tenant}: gate.judge.api_key_env: a manifest cannot choose which environment variable"
                 " is sent as the judge's API key; the workflow names it (input judge-api-key-env)"
             )
-        if "url" in opts and "url" not in given and "model" not in given:
+        if "url" in judge and overrides.judge_url is None and overrides.judge_model is None:
             raise InvalidInputError(
                 f"tenant {tenant}: gate.judge.url: a manifest cannot choose the host the gate sends answers"
                 " (and the judge's API key) to; the workflow names the judge server (input judge-url)"
             )
-    if "model" in given or "url" in given:  # a judge named on the command line replaces the manifest's
-        for key in ("model", "url", "name"):
-            opts.pop(key, None)
-    opts.update(given)
-    try:
-        return JudgeSettings.from_options(**opts, criteria_source="gate.judge.criteria")
-    except AdaptergateError as exc:
-        raise InvalidInputError(f"tenant {tenant}: gate.judge: {exc.message}") from None
+    if overrides.judge_model is not None or overrides.judge_url is not None:
+        for key in ("model", "url", "name"):  # a judge named on the command line replaces the manifest's
+            judge.pop(key, None)
+    manifest_opts = GateOptions(
+        tenant=tenant, holdout=holdout, candidate=adapter_id(head), baseline=adapter_id(policy),
+        base_model=str(base_dir) if base_dir is not None else head.base_model.id,
+        baseline_adapter=baseline_dir, candidate_adapter=candidate_dir,
+        metric=g.metric, eval_mode=g.eval_mode, max_new_tokens=g.max_new_tokens,
+        base_sha256=head.base_model.sha256, cache_dir=cache_dir, audit_log=audit_log, replay_path=replay_path,
+        **{name: getattr(g, name) for name in SETTING_NAMES if name in ManifestGate.model_fields},
+        **{f"judge_{k}": v for k, v in judge.items()},
+        extra={"approval": policy.approval, "policy": review, "holdout_label": str(holdout_label),
+               "criteria_source": "gate.judge.criteria"},
+    )
+    opts = overrides.over(manifest_opts, only=MANIFEST_OVERRIDES)
+    if is_judge(opts.metric):
+        try:
+            judge_settings(opts)
+        except AdaptergateError as exc:
+            raise InvalidInputError(f"tenant {tenant}: gate.judge: {exc.message}") from None
+    return build_job(opts)
 
 
 def _flat(prefix: str, value: Any) -> dict[str, Any]:
@@ -281,7 +256,7 @@ def plan_manifest_gate(
     base_ref: str | None,
     *,
     tenants: list[str] | None = None,
-    overrides: dict | None = None,
+    overrides: GateOptions | None = None,
     audit_log: Path | None = None,
     replay_path: Path | None = None,
     cache_dir: Path | None = None,
@@ -327,7 +302,7 @@ def plan_manifest_gate(
                         workdir=workdir, base_tree=tree)
     try:
         for p in plans:
-            _plan_tenant(p, root, repo, commit, workdir, tree, overrides or {}, audit_log, replay_path,
+            _plan_tenant(p, root, repo, commit, workdir, tree, overrides or GateOptions(), audit_log, replay_path,
                          cache_dir, rules)
     except BaseException:
         plan.cleanup()
@@ -336,7 +311,7 @@ def plan_manifest_gate(
 
 
 def _plan_tenant(p: TenantPlan, root: Path, repo: GitRepo | None, commit: str | None, workdir: Path,
-                 tree: BaseTree, overrides: dict, audit_log: Path | None, replay_path: Path | None,
+                 tree: BaseTree, overrides: GateOptions, audit_log: Path | None, replay_path: Path | None,
                  cache_dir: Path | None, rules: WorkflowRules | None) -> None:
     c = p.change
     if c.base is not None and c.head is not None:

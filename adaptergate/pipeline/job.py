@@ -20,15 +20,9 @@ from adaptergate.errors import ScorerError, UsageError
 from adaptergate.holdout.store import DEFAULT_MAX_LINE_BYTES
 from adaptergate.manifest.model import ApprovalPolicy
 from adaptergate.scoring.model import ModelInputs
-from adaptergate.models import GateConfig, GateDecision, PolicyReview
+from adaptergate.models import SETTING_NAMES, GateConfig, GateDecision, PolicyReview
 
 __all__ = ["GateJob", "SETTING_NAMES", "apply_approval", "apply_policy_review", "gate_config", "run_job"]
-
-SETTING_NAMES: tuple[str, ...] = (
-    "decision", "alpha", "on_inconclusive", "multiplicity", "epsilon", "slice_epsilon",
-    "slice_min_size", "min_holdout_size", "strict", "pass_threshold",
-)
-"""Decision settings a tenant's ``--config`` file may hold (given values win)."""
 
 
 @dataclass(frozen=True)

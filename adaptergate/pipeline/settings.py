@@ -17,30 +17,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from adaptergate.errors import InvalidInputError
+from adaptergate.models import SETTING_NAMES, GateConfig
 from adaptergate.storage import atomic_write, file_lock
 
 CONFIG_SCHEMA_VERSION = 1
-SETTINGS = ("epsilon", "slice_epsilon", "slice_min_size", "min_holdout_size", "alpha",
-            "on_inconclusive", "multiplicity", "decision", "pass_threshold", "strict")
 
-
-class TenantSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    epsilon: float | None = None
-    slice_epsilon: float | None = None
-    slice_min_size: int | None = None
-    min_holdout_size: int | None = None
-    alpha: float | None = None
-    on_inconclusive: str | None = None
-    multiplicity: str | None = None
-    decision: str | None = None
-    pass_threshold: float | None = None
-    strict: bool | None = None
-    calibration: dict[str, Any] | None = None
+TenantSettings = create_model(
+    "TenantSettings",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="One tenant's entry: any decision setting (:data:`~adaptergate.models.SETTING_NAMES`),"
+    " and how calibrate derived them.",
+    **{name: (GateConfig.model_fields[name].annotation | None, None) for name in SETTING_NAMES},
+    calibration=(dict[str, Any] | None, None),
+)
 
 
 class ConfigFile(BaseModel):
@@ -75,7 +67,7 @@ def tenant_settings(path: Path | None, tenant: str) -> dict[str, Any]:
     t = cfg.tenants.get(tenant)
     if t is None:
         return {}
-    return {k: v for k, v in t.model_dump().items() if k in SETTINGS and v is not None}
+    return {k: v for k, v in t.model_dump().items() if k in SETTING_NAMES and v is not None}
 
 
 def write_tenant_settings(path: Path, tenant: str, values: dict[str, Any], calibration: dict[str, Any]) -> None:

@@ -1290,9 +1290,9 @@ def build_verified_application(
 
 def settings_of(decision: GateDecision) -> dict[str, Any]:
     """The decision settings a gate job needs to re-gate under ``decision``'s
-    rules (:data:`adaptergate.pipeline.job.SETTING_NAMES`). A 0.5.4 record, which has no
+    rules (:data:`adaptergate.models.SETTING_NAMES`). A 0.5.4 record, which has no
     ``config``, gives its threshold rule and epsilon."""
-    from adaptergate.pipeline.job import SETTING_NAMES
+    from adaptergate.models import SETTING_NAMES
 
     if decision.config is None:
         return {"decision": "threshold" if decision.schema_version < 3 else decision.decision_rule,

@@ -142,7 +142,7 @@ def test_the_action_cannot_trust_remote_code(demo_assets, tmp_path):
     assert not marker.exists()
 
 
-def test_manifest_gate_refuses_model_code_and_only_the_command_line_lifts_it(repo, tmp_path, capsys, monkeypatch):
+def test_manifest_gate_refuses_model_code_and_only_the_command_line_lifts_it(repo, tmp_path, capsys, monkeypatch):  # noqa: F811
     """A manifest cannot ask for model code; ``gate --manifest --trust-remote-code`` reaches every tenant."""
     import adaptergate.scoring.model as ms
     from test_manifest_gate import git

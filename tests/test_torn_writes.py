@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptergate.errors import InvalidInputError, StorageError
+from adaptergate.errors import InvalidInputError
 from adaptergate.examples import EXAMPLE_HOLDOUT
 from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer, read_rows, write_rows
 from adaptergate.models import GateDecision, QueryRow, SliceAttribution
@@ -253,7 +253,7 @@ def test_full_disk_leaves_every_file_as_it_was(tmp_path, case, short_write):
     assert got["exit_code"] == 3
     msg = got["message"]
     assert "\n" not in msg
-    assert msg.startswith(f"cannot ") and str(path) in msg
+    assert msg.startswith("cannot ") and str(path) in msg
     assert "File too large" in msg and msg.endswith("(the file was left as it was)")
     assert snapshot(tmp_path) == before  # same files, same bytes, no temp file left behind
     check(path)  # a later append and a later read work

@@ -251,7 +251,8 @@ def run_model(label: str, base: Path, adapters: dict[str, Path], ids: Sequence[s
               golds: dict[str, Sequence[str]] | None, max_new_tokens: int, batch_size: int,
               threads: int, repeat: int, loop_note: str | None) -> dict[str, Any]:
     """All four modes on one loaded model. ``golds=None``: golds are loop (1)'s outputs."""
-    from adaptergate.backends.peft import AdapterRunner, GenerationSettings
+    from adaptergate.backends.base import GenerationSettings
+    from adaptergate.backends.peft import AdapterRunner
 
     n = len(prompts)
     names = [BASELINE, CANDIDATE]

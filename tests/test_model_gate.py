@@ -110,7 +110,8 @@ def test_pickle_adapter_is_refused_with_exit_2(assets, capsys, tmp_path):
 
 def test_mixed_adapter_batches_match_one_adapter_at_a_time(assets):
     from adaptergate.holdout.store import load_holdout
-    from adaptergate.backends.peft import AdapterRunner, GenerationSettings
+    from adaptergate.backends.base import GenerationSettings
+    from adaptergate.backends.peft import AdapterRunner
 
     h = load_holdout(assets.holdout)
     prompts = [p["prompt"] for p in h.payloads[:12]]
@@ -129,7 +130,8 @@ def test_a_refused_mixed_batch_falls_back_to_one_adapter_at_a_time(assets):
     runner resets the adapter state and splits each batch by adapter: same answers,
     same teacher-forced verdicts, and the fallback is counted."""
     from adaptergate.holdout.store import load_holdout
-    from adaptergate.backends.peft import AdapterRunner, GenerationSettings
+    from adaptergate.backends.base import GenerationSettings
+    from adaptergate.backends.peft import AdapterRunner
 
     h = load_holdout(assets.holdout)
     prompts = [p["prompt"] for p in h.payloads[:12]]
@@ -174,7 +176,8 @@ def test_shared_base_is_loaded_once_and_lent_back_clean(assets, monkeypatch):
     of the first is left behind; a base never given back is not lent again."""
     from adaptergate.backends import peft as runner_mod
     from adaptergate.holdout.store import load_holdout
-    from adaptergate.backends.peft import AdapterRunner, GenerationSettings, shared_base
+    from adaptergate.backends.base import GenerationSettings
+    from adaptergate.backends.peft import AdapterRunner, shared_base
 
     h = load_holdout(assets.holdout)
     prompts = [p["prompt"] for p in h.payloads[:8]]

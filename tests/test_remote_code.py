@@ -251,7 +251,7 @@ def test_loaders_get_false_by_default_and_true_only_with_the_flag(demo_assets, t
 
 def test_the_local_judge_loader_is_told_false(demo_assets, load_calls):
     from adaptergate.metrics.judge import JudgeSettings, LocalJudgeFactory
-    from adaptergate.backends.peft import GenerationSettings
+    from adaptergate.backends.base import GenerationSettings
 
     judge = LocalJudgeFactory(JudgeSettings(model=demo_assets.base_dir), GenerationSettings(threads=1))()
     assert judge.model is not None

@@ -32,45 +32,11 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adaptergate.backends.base import BackendStats, GenerationSettings
 from adaptergate.errors import EvaluationError, InvalidInputError
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    max_new_tokens: int | None = None
-    stop: tuple[str, ...] = ()
-    chat_template: bool = False
-    batch_size: int = 16
-    dtype: str | None = None  # "float32" | "bfloat16" | "float16"; default: bf16 on GPU, fp32 on CPU
-    device: str | None = None  # "cpu" | "cuda" | "auto"
-    quantize: str | None = None  # "4bit" | "8bit"
-    threads: int | None = None
-    trust_remote_code: bool = False
-    """Let transformers run Python code shipped with the model (``auto_map``): the command line's
-    ``--trust-remote-code`` only, never the Action or a manifest."""
-
-    def key(self) -> dict[str, Any]:
-        return {
-            "max_new_tokens": self.max_new_tokens, "stop": list(self.stop),
-            "chat_template": self.chat_template, "dtype": self.dtype, "quantize": self.quantize,
-        }
-
-    def load_key(self) -> tuple[Any, ...]:
-        """What a loaded model depends on: two runs with the same key can share one."""
-        return (self.dtype, self.device, self.quantize, self.trust_remote_code)
-
-
-@dataclass
-class RunnerStats:
-    forward_passes: int = 0
-    generated_tokens: int = 0
-    mixed_batch_fallbacks: int = 0
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _offline() -> bool:
@@ -283,7 +249,11 @@ def _set_threads(n: int) -> None:
 
 
 class AdapterRunner:
-    """A base model with named LoRA adapters, ready for batched evaluation."""
+    """A base model with named LoRA adapters, ready for batched evaluation: the ``peft``
+    backend (:class:`~adaptergate.backends.base.Backend`), transformers + PEFT in this process."""
+
+    name = "peft"
+    supports_teacher_forcing = True
 
     def __init__(self, base: str | Path, adapters: dict[str, Path], settings: GenerationSettings | None = None) -> None:
         try:
@@ -295,7 +265,7 @@ class AdapterRunner:
             ) from None
         self.settings = settings or GenerationSettings()
         self.torch = torch
-        self.stats = RunnerStats()
+        self.stats = BackendStats()
         self._pool = _SHARED_BASE.get()
         if self._pool is not None:
             self.tokenizer, model, self.device = self._pool.borrow(base, self.settings)
@@ -333,6 +303,13 @@ class AdapterRunner:
             self._pool.give_back(base)
         del model
         free_memory(self.device)
+
+    def identity(self) -> dict[str, Any]:
+        """PEFT in-process: the settings that change answers are in the cache key already."""
+        return {"backend": self.name}
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     # ------------------------------------------------------------ helpers
 

@@ -65,6 +65,8 @@ class ModelInputs:
     trust_remote_code: bool = False
     """Let transformers run Python code shipped with the base or judge model (``auto_map``). Only the
     command line's ``--trust-remote-code`` sets it: never the Action, never a manifest."""
+    backend: str = "peft"
+    """The model backend that scores the queries (:mod:`adaptergate.backends.base`)."""
 
 
 @dataclass
@@ -131,7 +133,8 @@ def score_with_adapters(
 ) -> ModelScores:
     from adaptergate.backends.adapters import check_base_hash, inspect_base, validate_adapter
     from adaptergate.metrics.core import build_metric, gold_of, is_judge
-    from adaptergate.backends.peft import AdapterRunner, GenerationSettings, check_no_remote_code
+    from adaptergate.backends.base import GenerationSettings, open_backend
+    from adaptergate.backends.peft import check_no_remote_code
 
     judging = is_judge(inputs.metric)
     if judging:
@@ -190,9 +193,9 @@ def score_with_adapters(
     # PEFT's adapter names are module-name parts: the user's ids ("1.4.0", "acme/v19")
     # may not be valid ones, so the runner knows the two adapters by role.
     baseline_name, candidate_name = "baseline", "candidate"
-    runner = AdapterRunner(
-        base_path, {baseline_name: Path(inputs.baseline_adapter), candidate_name: Path(inputs.candidate_adapter)},
-        settings,
+    runner = open_backend(
+        inputs.backend, base_path,
+        {baseline_name: Path(inputs.baseline_adapter), candidate_name: Path(inputs.candidate_adapter)}, settings,
     )
     try:
         n = len(payloads)
@@ -315,5 +318,4 @@ def _max_new_tokens(runner: Any, golds: list[Any]) -> int:
     texts = [g if isinstance(g, str) else json.dumps(g) for g in golds]
     if not texts:
         return 64
-    lengths = [len(x) for x in runner.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    return max(lengths) + 1
+    return max(runner.count_tokens(texts)) + 1

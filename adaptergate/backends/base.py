@@ -1,0 +1,136 @@
+"""The model-backend seam: what scores queries with named LoRA adapters on one base model.
+
+A backend is anything that implements :class:`Backend` — today PEFT in this
+process (:mod:`adaptergate.backends.peft`); a serving engine is another module
+registered here by name. :func:`open_backend` imports a backend's module only
+when it is chosen, so ``import adaptergate`` and the CLI never import torch.
+
+Adding a backend: write ``adaptergate/backends/<name>.py`` with a class that
+satisfies :class:`Backend` and whose constructor takes ``(base, adapters,
+settings)``, then add one line to :data:`BACKENDS` (or call
+:func:`register_backend` from your own code).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from adaptergate.errors import UsageError
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendStats",
+    "GenerationSettings",
+    "backend_names",
+    "open_backend",
+    "register_backend",
+]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How every backend generates and loads: the same stop rules and token policy for all."""
+
+    max_new_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    chat_template: bool = False
+    batch_size: int = 16
+    dtype: str | None = None  # "float32" | "bfloat16" | "float16"; default: bf16 on GPU, fp32 on CPU
+    device: str | None = None  # "cpu" | "cuda" | "auto"
+    quantize: str | None = None  # "4bit" | "8bit"
+    threads: int | None = None
+    trust_remote_code: bool = False
+    """Let transformers run Python code shipped with the model (``auto_map``): the command line's
+    ``--trust-remote-code`` only, never the Action or a manifest."""
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Backend-specific options (a server's URL, tensor parallelism, …)."""
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": self.max_new_tokens, "stop": list(self.stop),
+            "chat_template": self.chat_template, "dtype": self.dtype, "quantize": self.quantize,
+        }
+
+    def load_key(self) -> tuple[Any, ...]:
+        """What a loaded model depends on: two runs with the same key can share one."""
+        return (self.dtype, self.device, self.quantize, self.trust_remote_code)
+
+
+@dataclass
+class BackendStats:
+    forward_passes: int = 0
+    generated_tokens: int = 0
+    mixed_batch_fallbacks: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Progress = Callable[[int], None]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One base model with named adapters, ready for batched evaluation.
+
+    Rows are ``(prompt, adapter name)`` pairs; results come back in input order.
+    """
+
+    name: str
+    """The registry name (``peft``)."""
+    device: str
+    stats: BackendStats
+    supports_teacher_forcing: bool
+    """Whether :meth:`teacher_forced` scores exact match without decoding."""
+
+    def identity(self) -> dict[str, Any]:
+        """What makes its answers what they are (engine, version, dtype, quantisation): part
+        of every cache key, so results of one engine are never reused for another."""
+        ...
+
+    def generate(self, prompts: Sequence[str], adapters: Sequence[str], *, max_new_tokens: int,
+                 progress: Progress | None = None) -> list[str]:
+        """Greedy answers, cut at the settings' stop strings."""
+        ...
+
+    def teacher_forced(self, prompts: Sequence[str], golds: Sequence[str], adapters: Sequence[str],
+                       progress: Progress | None = None) -> tuple[list[bool], list[float]]:
+        """Whether greedy decoding would reproduce each gold answer (and its log-probability)."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the base model's tokens (sizing ``max_new_tokens``)."""
+        ...
+
+    def close(self) -> None:
+        """Release the model (idempotent)."""
+        ...
+
+
+BACKENDS: dict[str, str] = {
+    "peft": "adaptergate.backends.peft:AdapterRunner",
+}
+"""Backend name -> ``module:class``, imported only when chosen."""
+
+
+def register_backend(name: str, target: str) -> None:
+    """Make ``name`` choosable (``target`` is ``module:class``)."""
+    BACKENDS[name] = target
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(BACKENDS)
+
+
+def open_backend(name: str, base: str | Path, adapters: dict[str, Path], settings: GenerationSettings) -> Backend:
+    """Load ``base`` with ``adapters`` on the backend registered as ``name``."""
+    target = BACKENDS.get(name)
+    if target is None:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    module, _, cls = target.partition(":")
+    backend = getattr(importlib.import_module(module), cls)(base, adapters, settings)
+    return backend

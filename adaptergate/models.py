@@ -7,7 +7,8 @@ dataclasses; see :mod:`adaptergate.decide.rules`.
 
 Reading compatibility: a decision written by adaptergate 0.5.4
 (``schema_version`` 2) validates into :class:`GateDecision`; fields it lacks
-take their defaults.
+take their defaults (``rejected_by`` is None: reports infer the rules from
+such a record, see :func:`adaptergate.report.rejections.infer_rejections_from_prose`).
 """
 
 from __future__ import annotations
@@ -309,6 +310,63 @@ class PolicyReview(BaseModel):
                 f" the policy of {self.source}; the change takes effect after merge — review it.")
 
 
+RejectionRule = Literal["aggregate", "slice", "strict", "inconclusive-policy", "approval-floor"]
+"""The rules that can reject a candidate (see :class:`Rejection`)."""
+
+REJECTION_RULES: tuple[str, ...] = ("aggregate", "slice", "strict", "inconclusive-policy", "approval-floor")
+
+
+class ApprovalPolicy(BaseModel):
+    """Approval bands on the candidate's aggregate score, applied after a passing gate.
+
+    score < floor: reject; floor <= score < auto_approve: needs a human review;
+    score >= auto_approve: approve.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    floor: float | None = Field(None, ge=0.0, le=1.0)
+    auto_approve: float | None = Field(None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "ApprovalPolicy":
+        if self.floor is not None and self.auto_approve is not None and self.floor > self.auto_approve:
+            raise ValueError(f"floor {self.floor} is above auto_approve {self.auto_approve}")
+        return self
+
+    def band(self, score: float) -> Literal["approve", "review", "reject"]:
+        if self.floor is not None and score < self.floor:
+            return "reject"
+        if self.auto_approve is not None and score < self.auto_approve:
+            return "review"
+        return "approve"
+
+
+class Rejection(BaseModel):
+    """One rule that rejected a candidate, as data: which rule and what it concerns.
+
+    * ``aggregate``: the whole holdout's mean dropped beyond ε (threshold), or
+      significantly so (stat rule, FAIL);
+    * ``slice``: eligible slices dropped beyond slice ε (``slices``: every one,
+      most regressed first);
+    * ``strict``: ``n_queries`` queries that passed on the baseline fail on the candidate;
+    * ``inconclusive-policy``: the stat verdict is INCONCLUSIVE and ``--on-inconclusive
+      reject`` blocks it (``slices``: the unsettled slices, whose drop exceeds slice ε);
+    * ``approval-floor``: the gate passed, but the candidate's score is below the
+      tenant's approval floor (manifest approval bands).
+
+    ``lines`` are the sentences of the decision's ``reason`` / ``reasons`` that
+    this rule wrote, for reports to quote; nothing reads the rule back out of them.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    rule: RejectionRule
+    slices: list[str] = Field(default_factory=list, description="Slice tags the rule concerns.")
+    n_queries: int | None = Field(None, description="strict: queries that passed on the baseline and fail now.")
+    lines: list[str] = Field(default_factory=list, description="The reason lines this rule wrote.")
+
+
 class GateDecision(BaseModel):
     """The full result of one gate run.
 
@@ -332,6 +390,11 @@ class GateDecision(BaseModel):
     epsilon: float
     reason: str
     reasons: list[str] = Field(default_factory=list, description="Every rule that rejected.")
+    rejected_by: list[Rejection] | None = Field(
+        None,
+        description="The rules that rejected, as data ([] when accepted). None: a record written before"
+        " adaptergate recorded them (0.5.4, earlier 1.0 development records).",
+    )
     timestamp: str
     holdout_path: str | None = None
     config: GateConfig | None = None

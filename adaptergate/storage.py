@@ -22,7 +22,7 @@ another tool can still leave a *torn tail*: a last line without its newline.
 
 A torn tail is recognised by one rule, :func:`is_torn_fragment`, shared by
 the writers here and the readers (:mod:`adaptergate.pipeline.ledger`,
-:mod:`adaptergate.recipes.library`): the bytes after the file's last newline are a
+:mod:`adaptergate.recipes.jsonl`): the bytes after the file's last newline are a
 torn fragment when they start with ``{`` (every record is a JSON object,
 written compactly) and do not parse as JSON (nor decode as UTF-8). A proper
 prefix of a JSON object never parses, so a complete record is never taken
@@ -374,3 +374,16 @@ def read_input(path: Path, what: str) -> bytes:
     except OSError as exc:
         raise InvalidInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+
+
+def cache_root() -> Path:
+    """Where adaptergate keeps its caches: ``$ADAPTERGATE_CACHE``, else ``~/.cache/adaptergate``."""
+    env = os.environ.get("ADAPTERGATE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "adaptergate"
+
+
+def utc_now() -> str:
+    """Now, as the ISO 8601 UTC timestamp every record the tool writes carries."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat()

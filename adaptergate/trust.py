@@ -47,6 +47,7 @@ __all__ = [
     "Pinned",
     "confine",
     "inert",
+    "public_url",
     "register_secret",
     "scrub",
 ]
@@ -80,6 +81,18 @@ def scrub(text: str) -> str:
     return text
 
 
+def public_url(url: str) -> str:
+    """``url`` without credentials, query or fragment: what logs and reports may show."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 # --------------------------------------------------------------------------
 # Inert text
 # --------------------------------------------------------------------------
@@ -101,6 +114,20 @@ def inert(text: str, *, keep_newlines: bool = False) -> str:
     With ``keep_newlines`` line breaks and tabs stay (a multi-line report);
     otherwise they are escaped too (one workflow command, one title)."""
     return (_CONTROL if keep_newlines else _CONTROL_NL).sub(_visible, text)
+
+
+_LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x85\u2028\u2029]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def plain_line(value: Any, limit: int | None = None) -> str:
+    """User text as one printable line: line breaks as spaces, control, bidi and zero-width
+    characters shown as ``\\xNN`` / ``\\uNNNN`` (:func:`inert`), lone surrogates as ``\\uNNNN``
+    (unencodable), cut at ``limit`` (with an ellipsis)."""
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    text = inert(_LINE_BREAKS.sub(" ", text))
+    text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+    return text[:limit] + "…" if limit and len(text) > limit else text
 
 
 # --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Lints them with the tools GitHub users would (check-jsonschema's built-in
 SchemaStore schemas, actionlint) and pins the action's contract: the input and
-output names that ``adaptergate.action.runtime`` (the container's entry point) reads
+output names that ``adaptergate.action`` (the container's entry point) reads
 and writes. The linters come from the ``test`` extra; a lint test skips only
 when its tool is not installed.
 """
@@ -28,11 +28,12 @@ CI_YML = REPO / ".github" / "workflows" / "ci.yml"
 RELEASE_YML = REPO / ".github" / "workflows" / "release.yml"
 EXAMPLE_GATE = REPO / "examples" / "workflows" / "adaptergate-gate.yml"
 EXAMPLE_CONTAINER = REPO / "examples" / "workflows" / "adaptergate-gate-container.yml"
+EXAMPLE_PUBLISH = REPO / "examples" / "workflows" / "adaptergate-publish.yml"
 
 IMAGE = "ghcr.io/adaptergate/adaptergate-action:v1"
 PUBLISHED_ACTION = "adaptergate/adaptergate-action@v1"
 
-# The action's contract (names must match adaptergate.action.runtime exactly).
+# The action's contract (names must match adaptergate.action exactly).
 CONTRACT_INPUTS = {
     "tenant", "holdout",
     "scorer", "candidate", "baseline",
@@ -47,6 +48,7 @@ CONTRACT_INPUTS = {
     "manifest", "base-ref", "recipes",
     "judge-criteria", "judge-model", "judge-url", "judge-name", "judge-api-key-env", "judge-pairwise",
     "judge-retries",
+    "backend", "server-url", "server-api-key-env", "server-concurrency", "tensor-parallel-size", "parity-sample",
 }  # fmt: skip
 # tenant and holdout are required unless a manifest names them: checked at run time.
 REQUIRED_INPUTS: set[str] = set()
@@ -129,7 +131,7 @@ def test_action_yml_matches_the_github_actions_schema():
 
 def test_workflows_match_the_github_workflows_schema():
     files = workflow_files()
-    assert {CI_YML, RELEASE_YML, EXAMPLE_GATE, EXAMPLE_CONTAINER} <= set(files)
+    assert {CI_YML, RELEASE_YML, EXAMPLE_GATE, EXAMPLE_CONTAINER, EXAMPLE_PUBLISH} <= set(files)
     proc = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files)
     assert proc.returncode == 0, explain(proc)
 
@@ -270,15 +272,15 @@ def test_runner_env_names_are_distinct(action: dict[str, Any]):
 
 
 def action_module() -> Any:
-    """adaptergate.action.runtime, the container's entry point (fails, never skips)."""
+    """adaptergate.action, the container's entry point (fails, never skips)."""
     try:
-        import adaptergate.action.runtime as module
+        import adaptergate.action as module
     except ModuleNotFoundError as exc:
         problem = str(exc)
     else:
         return module
     pytest.fail(
-        f"adaptergate.action.runtime cannot be imported ({problem}); it is the container's "
+        f"adaptergate.action cannot be imported ({problem}); it is the container's "
         "entry point and must expose INPUT_NAMES and OUTPUT_NAMES"
     )
 
@@ -288,7 +290,7 @@ def test_action_module_reads_every_input(action: dict[str, Any]):
     assert len(set(names)) == len(names), "INPUT_NAMES has duplicates"
     assert set(names) == set(action["inputs"]), (
         f"only in action.yml: {sorted(set(action['inputs']) - set(names))}, "
-        f"only in adaptergate.action.runtime: {sorted(set(names) - set(action['inputs']))}"
+        f"only in adaptergate.action: {sorted(set(names) - set(action['inputs']))}"
     )
 
 
@@ -521,3 +523,36 @@ def test_container_example_uses_real_gate_options():
     used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command))
     assert {"--tenant", "--holdout", "--format"} <= used
     assert used <= gate_options(), sorted(used - gate_options())
+
+
+def publish_options() -> set[str]:
+    import typer.main
+
+    from adaptergate.cli import publish
+    from adaptergate.cli.app import app
+
+    publish.register(app)  # idempotent: a no-op once the app wires it itself
+    command = typer.main.get_command(app).commands["publish"]  # type: ignore[attr-defined]
+    return {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+
+
+def test_publish_example_posts_fork_reports_without_running_their_code():
+    workflow = load(EXAMPLE_PUBLISH)
+    assert triggers(workflow) == {"workflow_run": {"workflows": ["adaptergate"], "types": ["completed"]}}
+    assert load(EXAMPLE_GATE)["name"] == "adaptergate"  # the workflow it follows
+    assert workflow["permissions"] == {
+        "contents": "read", "actions": "read", "pull-requests": "write", "checks": "write",
+    }  # fmt: skip
+    (job,) = workflow["jobs"].values()
+    assert "head_repository.full_name != github.repository" in job["if"]  # forks only
+    assert not steps_using(job, "actions/checkout@")  # never the pull request's code
+    (download,) = steps_using(job, "actions/download-artifact@")
+    assert download["with"]["run-id"] == "${{ github.event.workflow_run.id }}"
+    assert download["with"]["pattern"] == "adaptergate-report-*"
+    (gate_upload,) = steps_using(gate_job(EXAMPLE_GATE), "actions/upload-artifact@")
+    assert gate_upload["with"]["name"].startswith("adaptergate-report-")
+    (script,) = [s["run"] for s in job["steps"] if "adaptergate publish" in s.get("run", "")]
+    command = script[script.index("adaptergate publish") :]
+    used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command))
+    assert {"--pr", "--sha", "--run-url"} <= used
+    assert used <= publish_options(), sorted(used - publish_options())

@@ -23,12 +23,9 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-from adaptergate.backends.adapters import (  # noqa: E402
-    check_base_hash,
-    inspect_base,
-    read_safetensors_header,
-    validate_adapter,
-)
+from adaptergate.backends.adapters import validate_adapter  # noqa: E402
+from adaptergate.backends.base_model import check_base_hash, inspect_base  # noqa: E402
+from adaptergate.backends.safetensors import read_safetensors_header  # noqa: E402
 from adaptergate.errors import InvalidInputError, exit_code_for  # noqa: E402
 
 torch.set_num_threads(1)

@@ -91,7 +91,7 @@ def _explain(proc: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(not (shutil.which("git") and shutil.which("bash")), reason="needs git, bash")
 def test_bot_flow_merges_a_good_adapter_and_closes_a_bad_one(tmp_path, demo_assets):
-    from adaptergate.backends.adapters import inspect_base
+    from adaptergate.backends.base_model import inspect_base
 
     home = tmp_path / "home"
     home.mkdir()

@@ -28,10 +28,10 @@ from adaptergate.backends.adapters import (
     MAX_CONFIG_ENTRIES,
     MAX_NAME_CHARS,
     MAX_REGEX_CHARS,
-    inspect_base,
-    read_safetensors_header,
     validate_adapter,
 )
+from adaptergate.backends.base_model import inspect_base
+from adaptergate.backends.safetensors import read_safetensors_header
 from adaptergate.cli.app import main
 from adaptergate.errors import HoldoutError, InvalidInputError, exit_code_for
 from adaptergate.examples import EXAMPLE_HOLDOUT
@@ -569,7 +569,7 @@ BOMB_LINES = ALIAS_BOMB.split("    card:\n", 1)[1]
 def test_every_yaml_reader_refuses_aliases_and_depth(tmp_path):
     """Judge criteria and promote's --card file are read like a manifest: no aliases, bounded depth."""
     from adaptergate.metrics.judge import load_criteria
-    from adaptergate.manifest.lifecycle import _read_card_file
+    from adaptergate.manifest.cards import read_card_file as _read_card_file
 
     bomb = "criteria:\n" + BOMB_LINES.replace("      ", "  ")
     (tmp_path / "criteria.yaml").write_text(bomb)
@@ -584,7 +584,7 @@ def test_every_yaml_reader_refuses_aliases_and_depth(tmp_path):
 
 def test_deep_json_in_a_base_config_or_a_manifest_adapter_is_exit_2(tmp_path):
     from adaptergate.manifest.model import TenantChange, verify_change
-    from adaptergate.manifest.lifecycle import _lora_facts
+    from adaptergate.manifest.facts import lora_facts as _lora_facts
     from adaptergate.backends.peft import check_no_remote_code
 
     base = tmp_path / "base"

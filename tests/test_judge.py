@@ -446,7 +446,7 @@ def _gate_argv(assets, cache, *extra):
 def test_tiny_model_as_its_own_judge(demo_assets, tmp_path, capsys, monkeypatch):
     from adaptergate.cli.app import main
     from adaptergate.models import GateDecision
-    from adaptergate.report.render import render
+    from adaptergate.report import render
 
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
     argv = _gate_argv(demo_assets, tmp_path / "cache", "--judge-model", str(demo_assets.base_dir))
@@ -510,7 +510,7 @@ def test_a_judge_whose_context_holds_the_prompts_brings_no_warning(demo_assets, 
 def test_url_judge_end_to_end_rejects_on_accuracy(demo_assets, standin, tmp_path, capsys, monkeypatch):
     from adaptergate.cli.app import main
     from adaptergate.models import GateDecision
-    from adaptergate.report.render import render
+    from adaptergate.report import render
 
     monkeypatch.setenv("ADAPTERGATE_PROGRESS", "0")
     code = main(_gate_argv(demo_assets, tmp_path / "c", "--judge-url", standin.url, "--judge-name", "judge-7b",

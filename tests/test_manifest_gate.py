@@ -71,7 +71,7 @@ def _write(root: Path, manifest: dict) -> None:
 
 @pytest.fixture
 def repo(tmp_path, demo_assets):
-    from adaptergate.backends.adapters import inspect_base
+    from adaptergate.backends.base_model import inspect_base
 
     root = tmp_path / "adapters-repo"
     root.mkdir()

@@ -1,4 +1,4 @@
-"""Tests of adaptergate.metrics.core: built-in output-vs-gold metrics, the
+"""Tests of adaptergate.metrics: built-in output-vs-gold metrics, the
 ``--metric`` grammar, and user metrics (``module:function``).
 
 User metric modules are written into each test's tmp_path under names unique
@@ -20,15 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptergate.errors import ExitCode, InvalidInputError, ScorerError, exit_code_for
-from adaptergate.metrics.core import (
-    BUILTINS,
-    Metric,
-    MetricSpec,
-    build_metric,
-    first_number,
-    gold_of,
-    parse_metric,
-)
+from adaptergate.metrics.builtin import BUILTINS, first_number
+from adaptergate.metrics.gold import gold_of
+from adaptergate.metrics.metric import Metric, build_metric
+from adaptergate.metrics.spec import MetricSpec, parse_metric
 
 
 def q(gold=None, qid="q1", **extra) -> dict:
@@ -715,3 +710,45 @@ def test_user_metric_import_problems(user, tmp_path):
     with pytest.raises(ScorerError) as exc_info:
         user.build("raise RuntimeError('broken at import')\n")
     assert exit_code_for(exc_info.value) == 3 and "broken at import" in str(exc_info.value)
+
+
+# ---------------------------------------------------------------- the seam
+
+
+def test_a_registered_metric_is_chosen_by_name_with_its_options():
+    from adaptergate.metrics import METRICS, build_metric, metric_info, register_metric
+    from adaptergate.metrics.gold import gold_of
+    from adaptergate.metrics.metric import Metric
+
+    def first_word(spec, opts):
+        def prepare(query, qid):
+            return str(gold_of(query)).split()[0].lower()
+
+        def compare(output, word):
+            words = output.split()
+            return bool(words) and (words[0].lower() if opts["casefold"] else words[0]) == word
+
+        return Metric(spec, needs_gold=True, prepare=prepare, compare=compare)
+
+    register_metric("first_word", first_word, options={"casefold": ("bool", True)})
+    try:
+        metric = build_metric("first_word")
+        assert metric("Start the refund now", {"gold": "start refund"}, query_id="q1") == 1.0
+        assert metric("cancel order", {"gold": "start refund"}, query_id="q2") == 0.0
+        strict = build_metric("first_word:casefold=false")
+        assert strict("Start", {"gold": "start refund"}, query_id="q3") == 0.0
+        info = metric_info("first_word:casefold=false")
+        assert info.name == "first_word" and not info.needs_both_answers
+    finally:
+        METRICS.pop("first_word")
+
+
+def test_metric_info_says_what_each_metric_needs():
+    from adaptergate.metrics import metric_info
+
+    assert metric_info("judge").needs_both_answers and metric_info(" judge ").needs_model
+    assert not metric_info("exact:casefold").needs_both_answers
+    user = metric_info("my_metrics:score")
+    assert user.builder is None and not user.needs_both_answers
+    with pytest.raises(TypeError):
+        metric_info(None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adaptergate.action.runtime import INPUT_NAMES
-from adaptergate.cli.app import gate
+from adaptergate.action import INPUT_NAMES
+from adaptergate.cli.gate import gate
 from adaptergate.errors import UsageError
 from adaptergate.manifest.model import ManifestGate
 from adaptergate.models import SETTING_NAMES, GateConfig

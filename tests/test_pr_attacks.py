@@ -246,7 +246,7 @@ def _write_manifest(root: Path, manifest: dict) -> None:
 
 
 def _base_repo(tmp_path: Path, demo_assets, gate: dict | None = None) -> AdaptersRepo:
-    from adaptergate.backends.adapters import inspect_base
+    from adaptergate.backends.base_model import inspect_base
 
     root = tmp_path / "workspace"
     root.mkdir()
@@ -565,3 +565,26 @@ def test_manifest_bombs_are_one_refusal(adapters, stub, attack):
     run = _gate(adapters, head, stub)
     assert run.code == 2, run.stdout[-3000:] + run.stderr[-3000:]
     assert words in run.stdout and "Traceback" not in run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_a_pr_cannot_send_the_gate_to_its_own_server(adapters, stub):
+    """``gate.backend`` is policy (read from the base); a server URL or key variable is the
+    workflow's alone: a manifest that names one is refused before anything is contacted."""
+    evil = StandIn().start()
+    try:
+        head = _promote(adapters, lambda e: e.update(gate={"backend": "openai", "server_url": evil.url,
+                                                           "server_api_key_env": "INPUT_GITHUB-TOKEN"}))
+        run = _gate(adapters, head, stub)
+        assert run.code == 2, run.stdout + run.stderr
+        assert "server_url" in run.stdout and "Extra inputs are not permitted" in run.stdout
+        # the backend alone: the base's policy (peft) scores, and the change is shown for review
+        git(adapters.root, "reset", "-q", "--hard", adapters.base)
+        head = _promote(adapters, lambda e: e.update(gate={"backend": "vllm"}))
+        run = _gate(adapters, head, stub)
+    finally:
+        evil.stop()
+    assert evil.requests == []
+    assert run.code == 1, run.stdout + run.stderr
+    body = stub.comments_on(PR)[-1]["body"]
+    assert "gate.backend" in body and "Scored by" not in body  # judged by PEFT, the base's backend

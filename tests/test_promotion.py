@@ -20,11 +20,10 @@ import yaml
 
 from adaptergate.cli.app import main
 from adaptergate.pipeline.ledger import AuditLog
-from adaptergate.manifest.model import diff_manifests, load_manifest, parse_manifest, verify_change
+from adaptergate.manifest.model import diff_manifests, hub_snapshot, load_manifest, parse_manifest, verify_change
 from adaptergate.models import GateDecision
-from adaptergate.manifest.lifecycle import (
+from adaptergate.manifest import (
     VLLM_MAX_LORA_RANKS,
-    hub_snapshot,
     schema_text,
     vllm_max_lora_rank,
 )

@@ -25,7 +25,7 @@ from adaptergate.errors import InvalidInputError
 from adaptergate.examples import EXAMPLE_HOLDOUT
 from adaptergate.pipeline.ledger import AuditLog
 from adaptergate.models import GateDecision
-from adaptergate.recipes.library import (
+from adaptergate.recipes import (
     Recipe,
     RecipeApplication,
     RecipeStore,
@@ -463,13 +463,13 @@ def test_cli_round_trip_with_our_audit_log(tmp_path, capsys, monkeypatch):
 # recipes log / recipes verify: applications proven by two real gate
 # decisions, efficacy as a Wilson interval, "What now?" in the PR comment.
 
-from adaptergate.recipes.library import (  # noqa: E402
+from adaptergate.recipes import (  # noqa: E402
     VerifiedApplication,
     efficacy_for,
     recommendations_for,
     wilson_interval,
 )
-from adaptergate.report.render import get_environment, render  # noqa: E402
+from adaptergate.report import get_environment, render  # noqa: E402
 
 TENANT = "acme"  # the example holdout's tenant
 
@@ -844,7 +844,7 @@ def test_absent_section_leaves_existing_renders_unchanged(make):
     start = source.index("{% if recommendations %}")
     end = source.index("{% endif %}\n", source.index("recipes verify", start)) + len("{% endif %}\n")
     without = env.from_string(source[:start] + source[end:])  # the template before this section existed
-    from adaptergate.report.render import _context
+    from adaptergate.report.view import report_context as _context
 
     for fmt in ("markdown", "pr-comment"):
         expected = without.render(_context(d, fmt=fmt, show_failures=5, staleness_threshold_days=30, target=None))

@@ -25,7 +25,7 @@ from adaptergate.models import (
     QueryRow,
     SliceAttribution,
 )
-from adaptergate.report.render import (
+from adaptergate.report import (
     RENDER_FORMATS,
     escape_markdown,
     get_environment,
@@ -737,7 +737,7 @@ def test_human_markup_is_literal():
 
 from adaptergate.pipeline.gate import GateRequest, run_gate  # noqa: E402
 from adaptergate.models import Evidence, NoiseFloor  # noqa: E402
-from adaptergate.report.render import STAT_LIST_LIMIT  # noqa: E402
+from adaptergate.report import STAT_LIST_LIMIT  # noqa: E402
 from adaptergate.scoring.scorers import Scorer  # noqa: E402
 from adaptergate.decide.wording import power_statement  # noqa: E402
 
@@ -1015,7 +1015,7 @@ def test_stat_slice_table_columns(stat_fail):
 
 
 def test_stat_p_values_are_compact():
-    from adaptergate.report.render import _fmt_p
+    from adaptergate.report.numbers import fmt_p as _fmt_p
 
     assert _fmt_p(3e-7) == "<0.0001"
     assert _fmt_p(0.00031) == "0.0003"

@@ -30,7 +30,7 @@ from adaptergate.errors import InvalidInputError
 from adaptergate.examples import EXAMPLE_HOLDOUT
 from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer, read_rows, write_rows
 from adaptergate.models import GateDecision, QueryRow, SliceAttribution
-from adaptergate.recipes.library import RecipeStore, read_decision, seed_recipes_bytes
+from adaptergate.recipes import RecipeStore, read_decision, seed_recipes_bytes
 from adaptergate.storage import is_torn_fragment, locked_append, split_torn_tail
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -97,7 +97,7 @@ CHILD = textwrap.dedent(
     from adaptergate.errors import exit_code_for
     from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer, write_rows
     from adaptergate.models import GateDecision
-    from adaptergate.recipes.library import RecipeStore
+    from adaptergate.recipes import RecipeStore
 
     args = json.loads(sys.argv[1])
     tmp = Path(args["tmp"])

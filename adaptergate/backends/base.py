@@ -14,7 +14,8 @@ settings)``, then add one line to :data:`BACKENDS` (or call
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -26,9 +27,13 @@ __all__ = [
     "Backend",
     "BackendStats",
     "GenerationSettings",
+    "auto_teacher_forcing",
     "backend_names",
+    "cut_at_stop",
+    "drop_shared",
     "open_backend",
     "register_backend",
+    "shared_models",
 ]
 
 
@@ -85,7 +90,8 @@ class Backend(Protocol):
     device: str
     stats: BackendStats
     supports_teacher_forcing: bool
-    """Whether :meth:`teacher_forced` scores exact match without decoding."""
+    """Whether :meth:`teacher_forced` scores exact match without decoding. A backend may also say
+    ``auto_teacher_forcing = False``: ``--eval-mode auto`` then generates (see :func:`auto_teacher_forcing`)."""
 
     def identity(self) -> dict[str, Any]:
         """What makes its answers what they are (engine, version, dtype, quantisation): part
@@ -113,6 +119,8 @@ class Backend(Protocol):
 
 BACKENDS: dict[str, str] = {
     "peft": "adaptergate.backends.peft:AdapterRunner",
+    "vllm": "adaptergate.backends.vllm:VllmBackend",
+    "openai": "adaptergate.backends.openai:ServerBackend",
 }
 """Backend name -> ``module:class``, imported only when chosen."""
 
@@ -134,3 +142,47 @@ def open_backend(name: str, base: str | Path, adapters: dict[str, Path], setting
     module, _, cls = target.partition(":")
     backend = getattr(importlib.import_module(module), cls)(base, adapters, settings)
     return backend
+
+
+SHARING: dict[str, tuple[str, str]] = {
+    "peft": ("adaptergate.backends.peft:shared_base", "adaptergate.backends.peft:drop_shared_base"),
+    "vllm": ("adaptergate.backends.vllm:shared_engine", "adaptergate.backends.vllm:drop_shared_engine"),
+}
+"""Backends that can keep a loaded model across jobs: name -> (context manager, drop function)."""
+
+
+def _target(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@contextmanager
+def shared_models() -> Iterator[None]:
+    """Jobs run inside share loaded models: tenants on one base load it once (PEFT), or score
+    on one engine (vLLM). Each backend's module is imported here, neither torch nor vLLM."""
+    with ExitStack() as stack:
+        for enter, _ in SHARING.values():
+            stack.enter_context(_target(enter)())
+        yield
+
+
+def drop_shared() -> None:
+    """Free every shared model now (room for another model, e.g. a local judge)."""
+    for _, drop in SHARING.values():
+        _target(drop)()
+
+
+def auto_teacher_forcing(backend: Backend) -> bool:
+    """Whether ``--eval-mode auto`` teacher-forces exact match on this backend."""
+    return bool(backend.supports_teacher_forcing and getattr(backend, "auto_teacher_forcing", True))
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """``text`` up to the first of the stop strings (every backend cuts answers the same way)."""
+    cut = len(text)
+    for s in stops:
+        if s:
+            k = text.find(s)
+            if k != -1:
+                cut = min(cut, k)
+    return text[:cut]

@@ -35,7 +35,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from adaptergate.backends.base import BackendStats, GenerationSettings
+from adaptergate.backends.base import BackendStats, GenerationSettings, cut_at_stop
 from adaptergate.errors import EvaluationError, InvalidInputError
 
 
@@ -402,7 +402,7 @@ class AdapterRunner:
                     toks = toks[: toks.index(eos)]
                 self.stats.generated_tokens += len(toks)
                 text = self.tokenizer.decode(toks, skip_special_tokens=True)
-                out[i] = _cut_at_stop(text, self.settings.stop)
+                out[i] = cut_at_stop(text, self.settings.stop)
             self.stats.forward_passes += 1
             if progress:
                 progress(len(batch))
@@ -469,13 +469,3 @@ def _quiet_transformers(transformers: Any) -> None:
         pass
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"peft\..*")
-
-
-def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    cut = len(text)
-    for s in stops:
-        if s:
-            k = text.find(s)
-            if k != -1:
-                cut = min(cut, k)
-    return text[:cut]

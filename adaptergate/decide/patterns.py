@@ -15,14 +15,13 @@ import math
 import re
 from collections import Counter
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
+from adaptergate.holdout.store import query_text  # the query's text: a holdout notion
 from adaptergate.models import FailurePattern, PatternTerm
 
 __all__ = ["find_failure_pattern", "query_text", "STOPWORDS"]
 
-TEXT_KEYS: tuple[str, ...] = ("prompt", "question", "text", "query")
-"""Payload keys searched, in order, by :func:`query_text`."""
 
 MIN_FAILING_TEXTS = 3
 """Fewer failing texts than this and no pattern is reported."""
@@ -50,15 +49,6 @@ STOPWORDS: frozenset[str] = frozenset(
 """Words that are never a term on their own nor the first or last word of one."""
 
 _TOKEN_RE = re.compile(r"\w+")
-
-
-def query_text(payload: Mapping[str, Any]) -> str | None:
-    """First non-empty string among ``prompt``, ``question``, ``text``, ``query``."""
-    for key in TEXT_KEYS:
-        value = payload.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
 
 
 def _tokens(text: str) -> list[str]:

@@ -15,6 +15,10 @@ accumulated in holdout order so a verdict on a boundary comes out the same):
 * ``--strict``: reject when a query that passed on the baseline
   (score >= ``pass_threshold``; 0.5.4's rule is the default 1.0) fails on
   the candidate.
+
+Which rules rejected is data (:func:`threshold_rejections`,
+:func:`stat_rejections`: :class:`~adaptergate.models.Rejection` records);
+the sentences that explain them are written by :mod:`adaptergate.pipeline.gate`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaptergate.models import GateConfig
+from adaptergate.models import GateConfig, Rejection
 from adaptergate.decide.stats import (
     PairedStats,
     bh_adjust,
@@ -425,3 +429,54 @@ def decide_stat(
         verdict = "INCONCLUSIVE"
     accepted = verdict == "PASS" or (verdict == "INCONCLUSIVE" and config.on_inconclusive == "accept")
     return StatDecision(core, binary, clustered, aggregate, slices, verdict, accepted)
+
+
+# ------------------------------------------------------ which rules rejected
+
+
+def threshold_rejections(core: CoreDecision, tags: Sequence[str]) -> list[Rejection]:
+    """The rules that rejected under the threshold rule: aggregate, slice, strict (in that order).
+
+    ``tags`` are the slice tags (``SliceIndex.tags``); a slice rejection names
+    every violating slice, most regressed first. Empty when accepted.
+    """
+    out: list[Rejection] = []
+    if not core.aggregate_ok:
+        out.append(Rejection(rule="aggregate"))
+    violating = [tags[i] for i in core.stats.order.tolist() if core.stats.violates[i]]
+    if violating:
+        out.append(Rejection(rule="slice", slices=violating))
+    if core.strict_violations.size:
+        out.append(Rejection(rule="strict", n_queries=int(core.strict_violations.size)))
+    return out
+
+
+def unsettled_slices(stat: StatDecision, config: GateConfig) -> np.ndarray:
+    """Tag indices (most regressed first) of eligible slices whose evidence is INCONCLUSIVE
+    while their estimated drop exceeds ``slice_epsilon`` (none without slice gating)."""
+    if config.slice_epsilon is None:
+        return np.zeros(0, dtype=np.int64)
+    stats = stat.core.stats
+    keep = stats.eligible & (stat.slices.verdict == "INCONCLUSIVE") & (stats.delta < -config.slice_epsilon)
+    return np.asarray([i for i in stats.order.tolist() if keep[i]], dtype=np.int64)
+
+
+def stat_rejections(stat: StatDecision, tags: Sequence[str], config: GateConfig) -> list[Rejection]:
+    """The rules that rejected under the statistical rule, in the order the reasons list them.
+
+    aggregate (its evidence is FAIL), slice (every FAIL slice, most regressed
+    first), strict, and inconclusive-policy (the verdict is INCONCLUSIVE and
+    ``on_inconclusive`` is reject; it names the unsettled slices). Empty when accepted.
+    """
+    out: list[Rejection] = []
+    if stat.aggregate.verdict[0] == "FAIL":
+        out.append(Rejection(rule="aggregate"))
+    failing = [tags[i] for i in stat.core.stats.order.tolist() if stat.slices.verdict[i] == "FAIL"]
+    if failing:
+        out.append(Rejection(rule="slice", slices=failing))
+    if stat.core.strict_violations.size:
+        out.append(Rejection(rule="strict", n_queries=int(stat.core.strict_violations.size)))
+    if stat.verdict == "INCONCLUSIVE" and not stat.accepted:
+        unsettled = [tags[i] for i in unsettled_slices(stat, config).tolist()]
+        out.append(Rejection(rule="inconclusive-policy", slices=unsettled))
+    return out

@@ -66,7 +66,7 @@ def run_silent(console: Console) -> None:
     """Gate the same data twice: aggregate only, then with --slice-epsilon 0.10."""
     from adaptergate.pipeline.gate import GateRequest, run_gate
     from adaptergate.models import GateConfig
-    from adaptergate.report.render import print_human
+    from adaptergate.report import print_human
 
     workdir = Path(tempfile.mkdtemp(prefix="adaptergate-silent-"))
     holdout = workdir / "holdout.jsonl"
@@ -111,7 +111,7 @@ def _gate_and_print(
     """Run the real gate on ``holdout``, print the human report; return the gate's exit code."""
     from adaptergate.pipeline.gate import GateRequest, run_gate
     from adaptergate.models import GateConfig
-    from adaptergate.report.render import print_human
+    from adaptergate.report import print_human
 
     flags = f" --slice-epsilon {slice_epsilon:g}" if slice_epsilon is not None else ""
     _say(

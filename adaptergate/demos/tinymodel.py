@@ -255,9 +255,9 @@ class DemoAssets:
 
 def default_cache_dir() -> Path:
     """``$ADAPTERGATE_CACHE`` (or ``~/.cache/adaptergate``) ``/demo-v1``."""
-    env = os.environ.get("ADAPTERGATE_CACHE")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "adaptergate"
-    return base / CACHE_SUBDIR
+    from adaptergate.storage import cache_root
+
+    return cache_root() / CACHE_SUBDIR
 
 
 # ---------------------------------------------------------------------------
@@ -392,7 +392,20 @@ def build_tokenizer(texts: Sequence[str]) -> Any:
     )
 
 
-def _new_model(tokenizer: Any) -> Any:
+HEAD_DIMS = (16, 64)
+"""Attention head widths a demo model can have: 16 (four heads, the demo) or 64 (one head: vLLM's
+CPU attention needs a head_dim of 32 or more, so the serving-backend tests build this one)."""
+
+
+def model_config(head_dim: int = 16) -> dict[str, Any]:
+    """:data:`MODEL_CONFIG` with ``hidden_size / head_dim`` attention heads."""
+    if head_dim not in HEAD_DIMS:
+        raise ValueError(f"head_dim must be one of {HEAD_DIMS}, got {head_dim}")
+    heads = MODEL_CONFIG["hidden_size"] // head_dim
+    return {**MODEL_CONFIG, "num_attention_heads": heads, "num_key_value_heads": heads}
+
+
+def _new_model(tokenizer: Any, head_dim: int = 16) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -400,7 +413,7 @@ def _new_model(tokenizer: Any) -> Any:
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        **MODEL_CONFIG,
+        **model_config(head_dim),
     )
     model = LlamaForCausalLM(config)
     gc = model.generation_config
@@ -571,9 +584,11 @@ def _read_manifest(root: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _is_complete(root: Path, seed: int) -> bool:
+def _is_complete(root: Path, seed: int, head_dim: int = 16) -> bool:
     manifest = _read_manifest(root)
     if not manifest or manifest.get("version") != BUILD_VERSION or manifest.get("seed") != seed:
+        return False
+    if manifest.get("head_dim", 16) != head_dim:
         return False
     assets = DemoAssets.at(root, str(manifest.get("corrupted_intent", CORRUPTED_INTENT)))
     needed = [
@@ -621,7 +636,7 @@ def _train_adapter(
 
 
 def _build_into(work: Path, final: Path, seed: int,
-                progress: Callable[[str], None] | None) -> dict[str, Any]:
+                progress: Callable[[str], None] | None, head_dim: int = 16) -> dict[str, Any]:
     """Train everything into ``work``; returns the manifest (written last)."""
     assets = DemoAssets.at(work)
     final_assets = DemoAssets.at(final)
@@ -644,7 +659,7 @@ def _build_into(work: Path, final: Path, seed: int,
     mix = random.Random(f"adaptergate-demo-base:{seed}")
     answers = sorted(ANSWERS.values())
     base_pairs = [(r.prompt, mix.choice(answers)) for r in train for _ in range(2)]
-    model = _new_model(tokenizer)
+    model = _new_model(tokenizer, head_dim)
     say(f"base: tiny Llama, {sum(p.numel() for p in model.parameters()):,} parameters,"
         f" vocabulary {len(tokenizer)}")
     base_loss = _train(model, encode_pairs(tokenizer, base_pairs, loss_on_prompt=True),
@@ -687,6 +702,7 @@ def _build_into(work: Path, final: Path, seed: int,
     manifest = {
         "version": BUILD_VERSION,
         "seed": seed,
+        **({"head_dim": head_dim} if head_dim != 16 else {}),
         "corrupted_intent": CORRUPTED_INTENT,
         "corrupted_as": CORRUPTED_AS,
         "answers": ANSWERS,
@@ -726,15 +742,18 @@ def build_demo_assets(
     seed: int = 0,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    head_dim: int = 16,
 ) -> DemoAssets:
     """Build (or reuse) the demo model, adapters and holdout under ``cache_dir``.
 
     ``cache_dir`` defaults to :func:`default_cache_dir`. A complete build for
-    this version and ``seed`` is returned without training unless ``force``.
+    this version, ``seed`` and ``head_dim`` (:func:`model_config`) is returned
+    without training unless ``force``.
     """
+    model_config(head_dim)  # a bad width fails before anything is built
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     root = root.expanduser().absolute()
-    if not force and _is_complete(root, seed):
+    if not force and _is_complete(root, seed, head_dim):
         return _cached(root)
 
     from adaptergate.storage import file_lock, fsync_dir
@@ -742,7 +761,7 @@ def build_demo_assets(
     root.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(root, timeout=600.0):
         # Another process may have finished the same build while we waited.
-        if not force and _is_complete(root, seed):
+        if not force and _is_complete(root, seed, head_dim):
             return _cached(root)
         # Under the lock, leftovers of a build that was killed outright are stale.
         for stale in [*root.parent.glob(f".{root.name}.build-*"),
@@ -751,7 +770,7 @@ def build_demo_assets(
         work = Path(tempfile.mkdtemp(prefix=f".{root.name}.build-", dir=root.parent))
         try:
             with _torch_threads(), _quiet():
-                manifest = _build_into(work, root, seed, progress)
+                manifest = _build_into(work, root, seed, progress, head_dim)
             # The manifest goes last: a directory without it is never complete.
             (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             os.chmod(work, 0o755)

@@ -72,6 +72,19 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+TEXT_KEYS: tuple[str, ...] = ("prompt", "question", "text", "query")
+"""Payload keys searched, in order, by :func:`query_text`."""
+
+
+def query_text(payload: Any) -> str | None:
+    """A query's text: the first non-empty string among ``prompt``, ``question``, ``text``, ``query``."""
+    for key in TEXT_KEYS:
+        value = payload.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
 def _first(payload: dict[str, Any], keys: Sequence[str]) -> Any:
     for key in keys:
         value = payload.get(key)

@@ -104,7 +104,7 @@ class ManifestPlan:
 
 def _sha256(path: Path) -> str | None:
     """The file's sha256, or None where there is no such file."""
-    from adaptergate.backends.adapters import file_sha256
+    from adaptergate.backends.files import file_sha256
 
     return file_sha256(path) if path.is_file() else None
 
@@ -163,7 +163,7 @@ def _job(tenant: str, policy: TenantEntry, head: TenantEntry, root: Path, baseli
          criteria: Path | None, rules: WorkflowRules | None, review: PolicyReview | None) -> GateJob:
     """The tenant's job: ``policy`` (the base ref's entry) says how it is judged, ``head`` what;
     ``overrides`` (the command line's or the workflow's options) win over the policy."""
-    from adaptergate.metrics.core import is_judge
+    from adaptergate.metrics import metric_info
 
     g = policy.gate
     base_dir = resolve(root, head.base_model.path, f"tenant {tenant}: base_model.path")
@@ -190,7 +190,7 @@ def _job(tenant: str, policy: TenantEntry, head: TenantEntry, root: Path, baseli
         tenant=tenant, holdout=holdout, candidate=adapter_id(head), baseline=adapter_id(policy),
         base_model=str(base_dir) if base_dir is not None else head.base_model.id,
         baseline_adapter=baseline_dir, candidate_adapter=candidate_dir,
-        metric=g.metric, eval_mode=g.eval_mode, max_new_tokens=g.max_new_tokens,
+        metric=g.metric, eval_mode=g.eval_mode, max_new_tokens=g.max_new_tokens, backend=g.backend,
         base_sha256=head.base_model.sha256, cache_dir=cache_dir, audit_log=audit_log, replay_path=replay_path,
         **{name: getattr(g, name) for name in SETTING_NAMES if name in ManifestGate.model_fields},
         **{f"judge_{k}": v for k, v in judge.items()},
@@ -198,7 +198,7 @@ def _job(tenant: str, policy: TenantEntry, head: TenantEntry, root: Path, baseli
                "criteria_source": "gate.judge.criteria"},
     )
     opts = overrides.over(manifest_opts, only=MANIFEST_OVERRIDES)
-    if is_judge(opts.metric):
+    if opts.metric is not None and metric_info(opts.metric).needs_both_answers:  # the judge
         try:
             judge_settings(opts)
         except AdaptergateError as exc:
@@ -484,15 +484,15 @@ def run_manifest_gate(
 ) -> ManifestOutcome:
     """Gate every planned tenant; one tenant's failure does not stop the others.
 
-    Tenants on the same base model share one loaded copy of it
-    (:func:`adaptergate.backends.peft.shared_base`).
+    Tenants on the same base model share one loaded copy of it, or one vLLM engine
+    (:func:`adaptergate.backends.base.shared_models`).
     """
+    from adaptergate.backends.base import shared_models
     from adaptergate.pipeline.job import run_job
-    from adaptergate.backends.peft import shared_base
 
     run = run or run_job
     result = ManifestOutcome(plan=plan)
-    with shared_base():
+    with shared_models():
         result.tenants.extend(_gate_tenant(p, run) for p in plan.tenants)
     return result
 

@@ -39,6 +39,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adaptergate.errors import InvalidInputError
+from adaptergate.models import ApprovalPolicy  # approval bands are decision policy: defined with the decision
 
 __all__ = [
     "AdapterCard",
@@ -198,31 +199,9 @@ class ManifestGate(_Model):
     on_inconclusive: Literal["accept", "reject"] | None = None
     multiplicity: Literal["holm", "bh"] | None = None
     max_new_tokens: int | None = None
+    backend: Literal["peft", "vllm", "openai"] | None = None
+    """Which engine scores the tenant (the server's URL and key are the workflow's, never the manifest's)."""
     judge: ManifestJudge | None = None
-
-
-class ApprovalPolicy(_Model):
-    """Approval bands on the candidate's aggregate score, applied after a passing gate.
-
-    score < floor: reject; floor <= score < auto_approve: needs a human review;
-    score >= auto_approve: approve.
-    """
-
-    floor: float | None = Field(None, ge=0.0, le=1.0)
-    auto_approve: float | None = Field(None, ge=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _order(self) -> "ApprovalPolicy":
-        if self.floor is not None and self.auto_approve is not None and self.floor > self.auto_approve:
-            raise ValueError(f"floor {self.floor} is above auto_approve {self.auto_approve}")
-        return self
-
-    def band(self, score: float) -> Literal["approve", "review", "reject"]:
-        if self.floor is not None and score < self.floor:
-            return "reject"
-        if self.auto_approve is not None and score < self.auto_approve:
-            return "review"
-        return "approve"
 
 
 class TrainingConfig(_Model):
@@ -631,7 +610,8 @@ def verify_change(change: TenantChange, root: Path, *, check_base_hash: bool = T
     increase unless the entry is flagged as a rollback, and a rollback must
     go down and name the version it leaves.
     """
-    from adaptergate.backends.adapters import file_sha256, inspect_base
+    from adaptergate.backends.base_model import inspect_base
+    from adaptergate.backends.files import file_sha256
 
     assert change.head is not None
     head, tenant = change.head, change.tenant

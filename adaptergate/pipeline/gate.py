@@ -30,6 +30,8 @@ from adaptergate.decide.rules import (
     build_slice_index,
     decide_stat,
     decide_threshold,
+    stat_rejections,
+    threshold_rejections,
 )
 from adaptergate.errors import InvalidInputError, UsageError
 from adaptergate.holdout.store import DEFAULT_MAX_LINE_BYTES, GOLD_KEYS, Holdout, load_holdout
@@ -41,6 +43,7 @@ from adaptergate.models import (
     GateDecision,
     GateWarning,
     QueryRow,
+    Rejection,
     SliceAttribution,
 )
 from adaptergate.decide.patterns import find_failure_pattern, query_text
@@ -256,9 +259,11 @@ def build_decision(
             s_attr.evidence = ev
             if config.slice_epsilon is not None:
                 s_attr.violates = ev.verdict == "FAIL"
-        reasons = _stat_reasons(request, stat, agg_evidence, slices)
+        reasons, lines = _stat_reasons(request, stat, agg_evidence, slices)
+        rejected_by = _with_lines(stat_rejections(stat, index.tags, config), lines)
     else:
-        reasons = _reasons(request, core, slices)
+        reasons, lines = _reasons(request, core, slices)
+        rejected_by = _with_lines(threshold_rejections(core, index.tags), lines)
     timestamp = (now or datetime.now(timezone.utc)).isoformat()
     rows: list[QueryRow] = [
         {"query_id": qid, "score_baseline": b, "score_candidate": c, "delta": d, "line": ln}
@@ -284,6 +289,7 @@ def build_decision(
         epsilon=config.epsilon,
         reason=reasons[0],
         reasons=reasons[1:],
+        rejected_by=rejected_by,
         timestamp=timestamp,
         holdout_path=str(request.holdout_path),
         config=config,
@@ -427,8 +433,15 @@ def _slice_attributions(
     return out
 
 
-def _reasons(request: GateRequest, core: CoreDecision, slices: list[SliceAttribution]) -> list[str]:
-    """The headline reason first, then one line per rule that rejected."""
+def _with_lines(rejections: list[Rejection], lines: dict[str, list[str]]) -> list[Rejection]:
+    """The rules that rejected, each with the reason lines it wrote."""
+    return [r.model_copy(update={"lines": lines.get(r.rule, [])}) for r in rejections]
+
+
+def _reasons(
+    request: GateRequest, core: CoreDecision, slices: list[SliceAttribution]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The headline reason first, then one line per rule that rejected; and those lines by rule."""
     cfg = request.config
     agg = f"aggregate {core.mean_baseline:.3f} → {core.mean_candidate:.3f} (Δ={core.delta:+.3f}) over n={core.n}"
     if request.baseline is None:
@@ -436,11 +449,13 @@ def _reasons(request: GateRequest, core: CoreDecision, slices: list[SliceAttribu
             f"ACCEPTED: no baseline to compare against (calibration disabled). Candidate scored"
             f" {core.mean_candidate:.3f} on n={core.n} held-out queries. First adapter for this"
             " tenant — future updates will be gated against it."
-        ]
+        ], {}
     found: list[str] = []
+    by_rule: dict[str, list[str]] = {}
     slice_msg = None
     if not core.aggregate_ok:
         found.append(f"{agg} drops more than ε={cfg.epsilon}")
+        by_rule["aggregate"] = [found[-1]]
     violating = [s for s in slices if s.violates]
     if violating:
         worst = violating[0]  # slices are ordered most-regressed first
@@ -450,12 +465,14 @@ def _reasons(request: GateRequest, core: CoreDecision, slices: list[SliceAttribu
             + (f" ({len(violating) - 1} more slice(s) too)" if len(violating) > 1 else "")
         )
         found.append(slice_msg)
+        by_rule["slice"] = [slice_msg]
     if core.strict_violations.size:
         found.append(wording.strict_statement(core.strict_violations.size, cfg.pass_threshold))
+        by_rule["strict"] = [found[-1]]
     if not found:
         if core.delta >= 0:
-            return [f"ACCEPTED: {agg}. Improved or flat."]
-        return [f"ACCEPTED (tolerated regression): {agg}. |Δ|={abs(core.delta):.3f} ≤ ε={cfg.epsilon}."]
+            return [f"ACCEPTED: {agg}. Improved or flat."], {}
+        return [f"ACCEPTED (tolerated regression): {agg}. |Δ|={abs(core.delta):.3f} ≤ ε={cfg.epsilon}."], {}
     if core.aggregate_ok and slice_msg is not None:
         head = (
             f"REJECTED (slice regression): {agg} is within ε={cfg.epsilon}, BUT {slice_msg}."
@@ -463,7 +480,7 @@ def _reasons(request: GateRequest, core: CoreDecision, slices: list[SliceAttribu
         )
     else:
         head = "REJECTED: " + "; ".join(found) + "."
-    return [head, *found]
+    return [head, *found], by_rule
 
 
 def _cluster_ids(clusters: list[str | None]) -> np.ndarray | None:
@@ -506,22 +523,31 @@ def _evidence(ev: EvidenceArrays, i: int, interval_alpha: float) -> Evidence:
 
 def _stat_reasons(
     request: GateRequest, stat: StatDecision, agg: Evidence, slices: list[SliceAttribution]
-) -> list[str]:
-    """Headline, then one line per rule that failed (or left it inconclusive)."""
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Headline, then one line per rule that failed (or left it inconclusive); and the lines by rule.
+
+    The lines of ``inconclusive-policy`` (used only when it rejects) are the
+    aggregate's statement when it is INCONCLUSIVE, then the unsettled slices'.
+    """
     cfg = request.config
     lines: list[str] = []
+    by_rule: dict[str, list[str]] = {}
     if agg.verdict != "PASS":
         lines.append(agg.statement)
+        by_rule["aggregate" if agg.verdict == "FAIL" else "inconclusive-policy"] = [agg.statement]
     for s in slices:
         if s.evidence is not None and s.evidence.verdict == "FAIL":
             lines.append(s.evidence.statement)
+            by_rule.setdefault("slice", []).append(s.evidence.statement)
     if cfg.slice_epsilon is not None and stat.verdict != "FAIL":
         for s in slices:
             ev = s.evidence
             if ev is not None and ev.verdict == "INCONCLUSIVE" and s.eligible and s.delta < -cfg.slice_epsilon:
                 lines.append(ev.statement)
+                by_rule.setdefault("inconclusive-policy", []).append(ev.statement)
     if stat.core.strict_violations.size:
         lines.append(wording.strict_statement(stat.core.strict_violations.size, cfg.pass_threshold))
+        by_rule["strict"] = [lines[-1]]
     policy = ""
     if stat.verdict == "INCONCLUSIVE":
         policy = (
@@ -552,4 +578,4 @@ def _stat_reasons(
         head = f"{word} (FAIL): " + "; ".join(what) + evidence + "."
     else:
         head = f"{word} (INCONCLUSIVE): the evidence does not settle it.{policy}"
-    return [head, *lines]
+    return [head, *lines], by_rule

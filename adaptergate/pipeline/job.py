@@ -18,9 +18,8 @@ from typing import Any
 
 from adaptergate.errors import ScorerError, UsageError
 from adaptergate.holdout.store import DEFAULT_MAX_LINE_BYTES
-from adaptergate.manifest.model import ApprovalPolicy
 from adaptergate.scoring.model import ModelInputs
-from adaptergate.models import SETTING_NAMES, GateConfig, GateDecision, PolicyReview
+from adaptergate.models import SETTING_NAMES, ApprovalPolicy, GateConfig, GateDecision, PolicyReview
 
 __all__ = ["GateJob", "SETTING_NAMES", "apply_approval", "apply_policy_review", "gate_config", "run_job"]
 
@@ -98,32 +97,22 @@ def _request(job: GateJob):
 
 
 def apply_approval(decision: GateDecision, policy: ApprovalPolicy) -> None:
-    """Set ``decision.approval``; a passing candidate below the floor becomes a rejection.
+    """Apply the approval rule (:func:`adaptergate.decide.approval.approval_outcome`) to ``decision``.
 
-    Done before the decision is recorded, so the audit log and the replay
-    buffer see the rejection too.
+    Sets ``decision.approval``; a passing candidate below the floor becomes a
+    rejection. Done before the decision is recorded, so the audit log and the
+    replay buffer see the rejection too.
     """
-    if not decision.accepted:
-        decision.approval = "reject"
-        return
-    score = decision.score_candidate
-    band = policy.band(score)
-    decision.approval = band
-    if band == "reject":
-        decision.accepted = False
-        if decision.decision_rule == "threshold":
-            decision.verdict = "REJECTED"  # the stat rule's verdict (PASS, …) stays: it is the statistics
-        reason = (
-            f"REJECTED: the candidate's score {score:.3f} is below the tenant's approval floor"
-            f" {policy.floor:.3f} (the gate itself passed: {decision.verdict})"
-        )
-        decision.reasons = [decision.reason, *decision.reasons]
-        decision.reason = reason
-    elif band == "review":
-        decision.reasons = [*decision.reasons, (
-            f"needs a human review: the candidate's score {score:.3f} is between the floor and the"
-            f" auto-approve threshold {policy.auto_approve:.3f}"
-        )]
+    from adaptergate.decide.approval import approval_outcome
+
+    outcome = approval_outcome(decision, policy)
+    decision.approval = outcome.band
+    decision.accepted = outcome.accepted
+    decision.verdict = outcome.verdict
+    decision.reason = outcome.reason
+    decision.reasons = outcome.reasons
+    if outcome.rejection is not None:
+        decision.rejected_by = [*(decision.rejected_by or []), outcome.rejection]
 
 
 def apply_policy_review(decision: GateDecision, review: PolicyReview) -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from adaptergate import __version__
 from adaptergate.errors import InvalidInputError, Problem, StorageError
 from adaptergate.models import SCHEMA_VERSION, GateDecision, QueryRow
 from adaptergate.storage import (
+    utc_now,
     atomic_write,
     drop_torn_tail,
     file_lock,
@@ -164,9 +164,6 @@ def _compact_dict(decision: GateDecision) -> dict[str, Any]:
     return decision.compact().model_dump(mode="json")
 
 
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
 
 # ---------------------------------------------------------------------------
 # Audit log
@@ -209,7 +206,7 @@ class AuditLog:
             "kind": "error",
             "schema_version": SCHEMA_VERSION,
             "tool_version": __version__,
-            "timestamp": _utc_now(),
+            "timestamp": utc_now(),
             "tenant_id": tenant_id,
             "candidate_id": candidate_id,
             "baseline_id": baseline_id,

@@ -35,6 +35,8 @@ __all__ = [
 
 Decision = Literal["stat", "threshold"]
 EvalMode = Literal["auto", "generate", "teacher-forced"]
+Backend = Literal["peft", "vllm", "openai"]
+SERVER_OPTIONS = ("server_url", "server_api_key_env", "server_concurrency")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,13 @@ class GateOptions:
     trust_remote_code: bool | None = None
     base_sha256: str | None = None
     cache_dir: Path | None = None
+    # the model backend (adaptergate.backends): PEFT here, vLLM here, or a server the team runs
+    backend: Backend | None = None
+    server_url: str | None = None
+    server_api_key_env: str | None = None
+    server_concurrency: int | None = None
+    tensor_parallel_size: int | None = None
+    parity_sample: int | None = None
     # the judge (metric "judge")
     judge_criteria: Path | list[dict[str, Any]] | None = None
     judge_model: Path | None = None
@@ -132,7 +141,7 @@ JUDGE_OPTIONS: tuple[str, ...] = tuple(n for n in GateOptions.names() if n.start
 MANIFEST_OVERRIDES: tuple[str, ...] = (
     *(n for n in SETTING_NAMES if n not in ("strict", "pass_threshold")),
     "metric", "eval_mode", "max_new_tokens", "batch_size", "dtype", "device", "quantize", "trust_remote_code",
-    *JUDGE_OPTIONS,
+    "backend", *SERVER_OPTIONS, "tensor_parallel_size", "parity_sample", *JUDGE_OPTIONS,
 )
 """What a command line or a workflow may set over a manifest tenant's policy (``strict`` and
 ``pass_threshold`` have approval bands instead; files and adapters are the manifest's)."""
@@ -219,7 +228,7 @@ def build_job(o: GateOptions, *, flag: Any = cli_flag) -> Any:
     """The :class:`~adaptergate.pipeline.job.GateJob` the options describe; options that do not
     fit together are one usage line each, naming them with ``flag`` (``--base-model`` on the
     command line, ``input 'base-model'`` in the Action)."""
-    from adaptergate.metrics.core import is_judge
+    from adaptergate.metrics import metric_info
     from adaptergate.pipeline.job import GateJob
     from adaptergate.scoring.model import ModelInputs
 
@@ -228,7 +237,7 @@ def build_job(o: GateOptions, *, flag: Any = cli_flag) -> Any:
     if o.holdout is None:
         raise UsageError(f"Missing option '{flag('holdout')}'" if flag is cli_flag else f"{flag('holdout')} is required")
     judge = None
-    if is_judge(o.metric):
+    if o.metric is not None and metric_info(o.metric).needs_both_answers:  # the judge
         if o.base_model is None:
             raise UsageError(f"{flag('metric')} judge scores generated answers: it needs {flag('base-model')}"
                              " and both adapters")
@@ -238,6 +247,28 @@ def build_job(o: GateOptions, *, flag: Any = cli_flag) -> Any:
     if o.trust_remote_code and o.base_model is None:
         raise UsageError(f"{flag('trust-remote-code')} goes with {flag('base-model')} (or --manifest):"
                          " a scorer loads no model files")
+    from adaptergate.backends.base import backend_names
+
+    backend = o.backend or "peft"
+    if backend not in backend_names():
+        raise UsageError(f"{flag('backend')} must be one of {', '.join(backend_names())}, got {backend!r}")
+    if o.base_model is None:
+        for name in ("backend", *SERVER_OPTIONS, "tensor_parallel_size", "parity_sample"):
+            if getattr(o, name) is not None and not (name == "backend" and backend == "peft"):
+                raise UsageError(f"{flag(name.replace('_', '-'))} goes with {flag('base-model')} (or --manifest):"
+                                 " a scorer uses no model backend")
+    elif backend == "openai":
+        if not o.server_url:
+            raise UsageError(f"{flag('backend')} openai needs {flag('server-url')} (an OpenAI-compatible server)")
+    else:
+        given = [n for n in SERVER_OPTIONS if getattr(o, n) is not None]
+        if given:
+            raise UsageError(f"{flag(given[0].replace('_', '-'))} goes with {flag('backend')} openai")
+    if o.tensor_parallel_size is not None and o.tensor_parallel_size > 1 and backend != "vllm":
+        raise UsageError(f"{flag('tensor-parallel-size')} goes with {flag('backend')} vllm")
+    if o.parity_sample is not None and backend == "peft":
+        raise UsageError(f"{flag('parity-sample')} compares a serving backend with PEFT: it goes with"
+                         f" {flag('backend')} vllm or openai")
     model = None
     if o.base_model is not None:
         if o.baseline_adapter is None or o.candidate_adapter is None:
@@ -248,7 +279,10 @@ def build_job(o: GateOptions, *, flag: Any = cli_flag) -> Any:
             stop=tuple(o.stop or ()), chat_template=bool(o.chat_template), batch_size=o.batch_size or 16,
             dtype=o.dtype, device=o.device, quantize=o.quantize, allow_pickle=bool(o.allow_pickle),
             base_sha256=o.base_sha256, cache_dir=o.cache_dir, judge=judge,
-            trust_remote_code=bool(o.trust_remote_code),
+            trust_remote_code=bool(o.trust_remote_code), backend=backend,
+            server_url=o.server_url, server_api_key_env=o.server_api_key_env,
+            server_concurrency=o.server_concurrency, tensor_parallel_size=o.tensor_parallel_size,
+            parity_sample=o.parity_sample,
         )
     job_fields = {f.name for f in dataclasses.fields(GateJob)}
     extra = {k: v for k, v in o.extra.items() if k in job_fields}

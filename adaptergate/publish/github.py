@@ -5,16 +5,20 @@ GitHub Enterprise Server). Every call is retried on 5xx, on secondary rate
 limits and on 429, honouring ``Retry-After`` (PyGithub's
 :class:`github.GithubRetry`, widened to PATCH and DELETE).
 
-Nothing here decides anything: a failure to publish is reported to the
-caller as :class:`PublishError` and must never change the gate's exit code.
+The ``github`` publisher of :mod:`adaptergate.publish.base` (it satisfies
+:class:`~adaptergate.publish.base.Publisher`). Nothing here decides anything
+(:mod:`adaptergate.publish.report` does): a failure to publish is reported to
+the caller as :class:`PublishError` and must never change the gate's exit code.
 The token is never logged or put into an error message.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Sequence
+
+from adaptergate.publish.base import CheckRunResult, CommentResult, PublishError, truncate_markdown
 
 __all__ = [
     "BOT_LOGIN",
@@ -45,52 +49,6 @@ BOT_LOGIN = "github-actions[bot]"
 _log = logging.getLogger("adaptergate.publish.github")
 
 
-class PublishError(Exception):
-    """A GitHub call failed after retries; ``read_only`` when the token may not write."""
-
-    def __init__(self, message: str, *, status: int | None = None, read_only: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.read_only = read_only
-
-
-@dataclass(frozen=True)
-class CommentResult:
-    url: str
-    id: int
-    action: str  # "created" | "updated" | "unchanged"
-    removed_duplicates: int = 0
-
-
-@dataclass(frozen=True)
-class CheckRunResult:
-    url: str
-    id: int
-    annotation_requests: int
-
-
-def truncate_markdown(text: str, limit: int, pointer: str) -> str:
-    """``text`` cut at a line boundary so that it plus ``pointer`` fits in ``limit`` characters.
-
-    An open ``<details>`` block is closed so the rest of the page renders.
-    Unchanged when it already fits.
-    """
-    if len(text) <= limit:
-        return text
-    tail = "\n\n" + pointer.strip() + "\n"
-    budget = limit - len(tail) - len("\n</details>\n")
-    if budget <= 0:
-        return tail.strip()[:limit]
-    cut = text[:budget]
-    nl = cut.rfind("\n")
-    if nl > budget // 2:
-        cut = cut[:nl]
-    if cut.count("<details>") > cut.count("</details>"):
-        cut += "\n</details>\n"
-    return cut + tail
-
-
 def _status(exc: BaseException) -> int | None:
     status = getattr(exc, "status", None)
     return status if isinstance(status, int) else None
@@ -114,7 +72,7 @@ def _message(exc: BaseException) -> str:
 
 
 class GitHubPublisher:
-    """Posts to one repository with one token.
+    """Posts to one repository with one token (the ``github`` publisher).
 
     ``retries`` bounds the attempts per call; ``backoff`` is urllib3's
     backoff factor (0 s, then 2·backoff, 4·backoff … between attempts);
@@ -122,6 +80,9 @@ class GitHubPublisher:
     names no ``Retry-After``. ``spacing`` keeps PyGithub's pause between
     requests (0.25 s, 1 s between writes), as GitHub asks of integrations.
     """
+
+    comment_limit = COMMENT_BODY_LIMIT
+    summary_limit = CHECK_TEXT_LIMIT
 
     def __init__(
         self,
@@ -156,6 +117,22 @@ class GitHubPublisher:
         self.repository = repository
         self._repo = self._gh.get_repo(repository)
         self._login: str | None = None
+
+    @classmethod
+    def connect(
+        cls, *, token: str, repository: str, api_url: str | None = None, env: Mapping[str, str] | None = None,
+    ) -> "GitHubPublisher":
+        """The registry's constructor: ``api_url`` None is github.com's; ``env`` tunes the retries
+        (``ADAPTERGATE_GITHUB_RETRIES``, ``_BACKOFF``, ``_SECONDARY_WAIT``; ``_SPACING=0`` drops
+        the pauses between requests)."""
+        env = env or {}
+        return cls(
+            token=token, repository=repository, api_url=(api_url or "https://api.github.com").rstrip("/"),
+            retries=int(env.get("ADAPTERGATE_GITHUB_RETRIES", "5")),
+            backoff=float(env.get("ADAPTERGATE_GITHUB_BACKOFF", "1.0")),
+            secondary_rate_wait=float(env.get("ADAPTERGATE_GITHUB_SECONDARY_WAIT", "60")),
+            spacing=env.get("ADAPTERGATE_GITHUB_SPACING") != "0",
+        )
 
     # ------------------------------------------------------------ plumbing
 
@@ -228,6 +205,10 @@ class GitHubPublisher:
             return CommentResult(url=keep.html_url, id=keep.id, action="unchanged", removed_duplicates=removed)
         self._call(f"updating comment {keep.id}", keep.edit, body)
         return CommentResult(url=keep.html_url, id=keep.id, action="updated", removed_duplicates=removed)
+
+    def pull_request_head(self, pr_number: int) -> str:
+        """The commit pull request ``pr_number``'s head is at now."""
+        return str(self._call(f"reading pull request #{pr_number}", lambda: self._repo.get_pull(pr_number).head.sha))
 
     # ----------------------------------------------------------- check run
 

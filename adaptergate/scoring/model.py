@@ -26,15 +26,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adaptergate.errors import InvalidInputError
-from adaptergate.storage import locked_append
+from adaptergate.errors import EvaluationError, InvalidInputError
+from adaptergate.storage import cache_root, locked_append
 
 if TYPE_CHECKING:
     from adaptergate.metrics.judge import JudgeSettings
@@ -67,6 +68,15 @@ class ModelInputs:
     command line's ``--trust-remote-code`` sets it: never the Action, never a manifest."""
     backend: str = "peft"
     """The model backend that scores the queries (:mod:`adaptergate.backends.base`)."""
+    server_url: str | None = None
+    """``backend="openai"``: the OpenAI-compatible server (the workflow's, never a manifest's)."""
+    server_api_key_env: str | None = None
+    """The environment variable holding the server's API key (read when the backend opens)."""
+    server_concurrency: int | None = None
+    tensor_parallel_size: int | None = None
+    """``backend="vllm"``: GPUs one engine spans."""
+    parity_sample: int | None = None
+    """Score this many queries with PEFT too and report agreement with the serving backend."""
 
 
 @dataclass
@@ -83,8 +93,8 @@ class ModelScores:
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("ADAPTERGATE_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "adaptergate"
+    """Where results are cached without ``--cache-dir`` (:func:`adaptergate.storage.cache_root`)."""
+    return cache_root()
 
 
 def query_hash(payload: dict[str, Any]) -> str:
@@ -92,9 +102,14 @@ def query_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def _cache_path(inputs: ModelInputs, base_sha: str, adapter_sha: str, mode: str, metric_key: str) -> Path:
+def _cache_path(inputs: ModelInputs, base_sha: str, adapter_sha: str, mode: str, metric_key: str,
+                *, engine: dict[str, Any] | None = None) -> Path:
+    """Where a baseline's results are kept: keyed by everything its answers depend on. ``engine``
+    is a serving backend's identity (name, version, dtype, quantisation): a PEFT result is never
+    reused for vLLM, nor one engine version's for another (PEFT's key is unchanged since 0.5)."""
     key = json.dumps(
         {
+            **({"engine": engine} if engine is not None else {}),
             "v": CACHE_VERSION, "base": base_sha, "adapter": adapter_sha, "metric": metric_key, "mode": mode,
             "max_new_tokens": inputs.max_new_tokens, "stop": list(inputs.stop),
             "chat_template": inputs.chat_template, "dtype": inputs.dtype, "quantize": inputs.quantize,
@@ -131,12 +146,14 @@ def score_with_adapters(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> ModelScores:
-    from adaptergate.backends.adapters import check_base_hash, inspect_base, validate_adapter
-    from adaptergate.metrics.core import build_metric, gold_of, is_judge
-    from adaptergate.backends.base import GenerationSettings, open_backend
+    from adaptergate.backends.adapters import validate_adapter
+    from adaptergate.backends.base_model import check_base_hash, inspect_base
+    from adaptergate.metrics import build_metric, gold_of, metric_info
+    from adaptergate.backends.base import auto_teacher_forcing, open_backend
+    from adaptergate.backends.base_model import served_base
     from adaptergate.backends.peft import check_no_remote_code
 
-    judging = is_judge(inputs.metric)
+    judging = metric_info(inputs.metric).needs_both_answers  # the judge scores both answers together
     if judging:
         if inputs.judge is None:
             raise InvalidInputError(
@@ -149,13 +166,19 @@ def score_with_adapters(
     else:
         metric = build_metric(inputs.metric)
     base_path = Path(inputs.base_model)
-    # before anything is hashed or loaded: model files that ask to run their own code (auto_map)
-    check_no_remote_code(inputs.base_model, what="base model", trust_remote_code=inputs.trust_remote_code)
+    local_base = inputs.backend != "openai" or base_path.is_dir()
+    if local_base:
+        # before anything is hashed or loaded: model files that ask to run their own code (auto_map)
+        check_no_remote_code(inputs.base_model, what="base model", trust_remote_code=inputs.trust_remote_code)
     if inputs.judge is not None and inputs.judge.model is not None:
         check_no_remote_code(inputs.judge.model, what="judge model", trust_remote_code=inputs.trust_remote_code)
-    base = inspect_base(base_path, allow_pickle=inputs.allow_pickle)
-    if inputs.base_sha256:
-        check_base_hash(base, inputs.base_sha256)
+    if local_base:
+        base = inspect_base(base_path, allow_pickle=inputs.allow_pickle)
+        if inputs.base_sha256:
+            check_base_hash(base, inputs.base_sha256)
+    else:
+        # a base the server serves by name: the server checks it is the one (GET /v1/models)
+        base = served_base(inputs.base_model)
     b_info = validate_adapter(inputs.baseline_adapter, base, allow_pickle=inputs.allow_pickle, name="baseline adapter")
     c_info = validate_adapter(inputs.candidate_adapter, base, allow_pickle=inputs.allow_pickle, name="candidate adapter")
 
@@ -175,28 +198,34 @@ def score_with_adapters(
             "teacher-forced scoring is exact match against one gold string per query: use --metric exact"
             " (no normalisation options), string gold answers and no stop strings, or --eval-mode generate"
         )
-    if mode == "auto":
-        mode = "teacher-forced" if tf_ok else "generate"
-
     if judging:
         prompts_all = [_prompt_of(p, q) for p, q in zip(payloads, ids)]  # every prompt, before loading
-    cache_path = _cache_path(inputs, base.sha256, b_info.sha256, mode, "judge" if judging else str(metric))
-    cache = _read_cache(cache_path)
-    hashes = [query_hash(p) for p in payloads]
-    todo_base = [i for i, h in enumerate(hashes) if h not in cache]
 
-    settings = GenerationSettings(
-        max_new_tokens=inputs.max_new_tokens, stop=inputs.stop, chat_template=inputs.chat_template,
-        batch_size=inputs.batch_size, dtype=inputs.dtype, device=inputs.device, quantize=inputs.quantize,
-        threads=inputs.threads, trust_remote_code=inputs.trust_remote_code,
-    )
+    settings = generation_settings(inputs)
     # PEFT's adapter names are module-name parts: the user's ids ("1.4.0", "acme/v19")
     # may not be valid ones, so the runner knows the two adapters by role.
     baseline_name, candidate_name = "baseline", "candidate"
     runner = open_backend(
-        inputs.backend, base_path,
+        inputs.backend, inputs.base_model if not local_base else base_path,
         {baseline_name: Path(inputs.baseline_adapter), candidate_name: Path(inputs.candidate_adapter)}, settings,
     )
+    try:
+        if mode == "auto":
+            mode = "teacher-forced" if tf_ok and auto_teacher_forcing(runner) else "generate"
+        elif mode == "teacher-forced" and not runner.supports_teacher_forcing:
+            raise InvalidInputError(
+                f"--eval-mode teacher-forced: the {inputs.backend} backend cannot teacher-force these adapters"
+                f" ({getattr(runner, 'teacher_forcing_note', 'no prompt log-probabilities')}); use --eval-mode generate"
+            )
+        engine = None if inputs.backend == "peft" else runner.identity()
+        cache_path = _cache_path(inputs, base.sha256, b_info.sha256, mode, "judge" if judging else str(metric),
+                                 engine=engine)
+        cache = _read_cache(cache_path)
+        hashes = [query_hash(p) for p in payloads]
+        todo_base = [i for i, h in enumerate(hashes) if h not in cache]
+    except BaseException:
+        runner.close()
+        raise
     try:
         n = len(payloads)
         rows = todo_base + list(range(n))
@@ -204,7 +233,8 @@ def score_with_adapters(
         prompts = [_prompt_of(payloads[i], ids[i]) for i in rows]
         outputs: list[str | None]
         if mode == "teacher-forced":
-            passed, _ = runner.teacher_forced(prompts, [golds[i] for i in rows], names, progress=progress)
+            with _naming_rows(ids, rows, names):
+                passed, _ = runner.teacher_forced(prompts, [golds[i] for i in rows], names, progress=progress)
             scores = [1.0 if ok else 0.0 for ok in passed]
             outputs = [None] * len(rows)
         else:
@@ -214,7 +244,8 @@ def score_with_adapters(
                 max_new = JUDGE_DEFAULT_MAX_NEW_TOKENS  # no gold answer to size the answers by
             else:
                 max_new = _max_new_tokens(runner, golds)
-            outputs = list(runner.generate(prompts, names, max_new_tokens=max_new, progress=progress))
+            with _naming_rows(ids, rows, names):
+                outputs = list(runner.generate(prompts, names, max_new_tokens=max_new, progress=progress))
             if metric is None:
                 scores = [None] * len(rows)  # type: ignore[list-item]  # judged below, cached as answers only
             else:
@@ -246,11 +277,11 @@ def score_with_adapters(
             bad = [i for i in range(n) if cand_scores[i] < base_scores[i]]
             if bad:
                 max_new = _max_new_tokens(runner, [golds[i] for i in bad])
-                texts = runner.generate(
-                    [_prompt_of(payloads[i], ids[i]) for i in bad] * 2,
-                    [baseline_name] * len(bad) + [candidate_name] * len(bad),
-                    max_new_tokens=max_new,
-                )
+                bad_names = [baseline_name] * len(bad) + [candidate_name] * len(bad)
+                with _naming_rows(ids, bad * 2, bad_names):
+                    texts = runner.generate(
+                        [_prompt_of(payloads[i], ids[i]) for i in bad] * 2, bad_names, max_new_tokens=max_new,
+                    )
                 for k, i in enumerate(bad):
                     base_out[i] = texts[k]
                     cand_out[i] = texts[len(bad) + k]
@@ -259,8 +290,17 @@ def score_with_adapters(
             "baseline_adapter_sha256": b_info.sha256, "candidate_adapter_sha256": c_info.sha256,
             "metric": "judge" if judging else str(metric), "mode": mode, "device": runner.device,
             "cached_baseline_queries": n - len(todo_base), "forward_passes": runner.stats.forward_passes,
-            "seconds": round(runner.stats.seconds, 3),
+            "seconds": round(runner.stats.seconds, 3), "backend": inputs.backend,
+            **({"engine": engine, "load_seconds": runner.stats.extra.get("load_seconds")}
+               if engine is not None else {}),
         }
+        if inputs.parity_sample:
+            from adaptergate.scoring.parity import gate_parity
+
+            info["parity"] = gate_parity(
+                inputs, runner, candidate_name, payloads, ids, golds, sample=inputs.parity_sample,
+                settings=settings, progress=progress,
+            ).summary()
         if judged is not None:
             st = judged.stats
             info["judge"] = {
@@ -277,6 +317,48 @@ def score_with_adapters(
         runner.close()  # whatever happens: a shared base goes back clean
 
 
+def generation_settings(inputs: ModelInputs) -> Any:
+    """The :class:`~adaptergate.backends.base.GenerationSettings` of a job's model inputs: the
+    token policy shared by every backend, and the chosen backend's own options."""
+    from adaptergate.backends.base import GenerationSettings
+
+    options: dict[str, Any] = {}
+    if inputs.backend == "openai":
+        api_key = None
+        if inputs.server_api_key_env:
+            from adaptergate.trust import register_secret
+
+            api_key = os.environ.get(inputs.server_api_key_env, "").strip() or None
+            if api_key is None:
+                raise InvalidInputError(f"--server-api-key-env: ${inputs.server_api_key_env} is empty or unset")
+            register_secret(api_key)
+        options.update(server_url=inputs.server_url, api_key=api_key, concurrency=inputs.server_concurrency)
+        for name, var in (("timeout", "ADAPTERGATE_SERVER_TIMEOUT"), ("retries", "ADAPTERGATE_SERVER_RETRIES"),
+                          ("backoff", "ADAPTERGATE_SERVER_BACKOFF")):
+            if os.environ.get(var):
+                options[name] = os.environ[var]
+    if inputs.backend == "vllm" and inputs.tensor_parallel_size:
+        options["tensor_parallel_size"] = inputs.tensor_parallel_size
+    return GenerationSettings(
+        max_new_tokens=inputs.max_new_tokens, stop=inputs.stop, chat_template=inputs.chat_template,
+        batch_size=inputs.batch_size, dtype=inputs.dtype, device=inputs.device, quantize=inputs.quantize,
+        threads=inputs.threads, trust_remote_code=inputs.trust_remote_code, options=options,
+    )
+
+
+@contextmanager
+def _naming_rows(ids: list[str], rows: list[int], roles: list[str]) -> Iterator[None]:
+    """A backend's failure on one row (:class:`~adaptergate.backends.openai.RowError`) becomes
+    an evaluation error naming the query and the adapter."""
+    try:
+        yield
+    except EvaluationError as exc:
+        row = getattr(exc, "row", None)
+        if row is None or not 0 <= row < len(rows):
+            raise
+        raise EvaluationError(f"query {ids[rows[row]]!r} ({roles[row]} adapter): {exc.message}") from exc
+
+
 JUDGE_DEFAULT_MAX_NEW_TOKENS = 256
 """``--metric judge`` without --max-new-tokens and without a gold answer on every query."""
 
@@ -288,12 +370,12 @@ def _judge(
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """Judge both adapters' answers; the adapters' model is released first (room for a local judge)."""
     from adaptergate.metrics.judge import backend_factory, judge_answers
-    from adaptergate.backends.peft import drop_shared_base
+    from adaptergate.backends.base import drop_shared
 
     assert inputs.judge is not None
     runner.close()
     if inputs.judge.model:  # a local judge model needs the room
-        drop_shared_base()
+        drop_shared()
     outcome = judge_answers(
         inputs.judge, lambda i: (str(ids[i]), prompts[i], golds[i]), hashes, base_out, cand_out,
         cache_root=inputs.cache_dir or default_cache_dir(),
@@ -305,7 +387,7 @@ def _judge(
 
 
 def _prompt_of(payload: dict[str, Any], qid: str) -> str:
-    from adaptergate.decide.patterns import query_text
+    from adaptergate.holdout.store import query_text
 
     text = query_text(payload)
     if text is None:

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from adaptergate import __version__
-from adaptergate.cli import calibrate, data, demo, gate, holdout, manifest, publish, recipes, replay, review
+from adaptergate.cli import calibrate, data, demo, gate, holdout, manifest, parity, publish, recipes, replay, review
 from adaptergate.cli.common import _err_console
 from adaptergate.errors import AdaptergateError, ExitCode, exit_code_for
 
@@ -74,6 +74,7 @@ _REGISTER = (
     data.register,         # data check
     recipes.register,      # recommend-cmd, recipes *
     publish.register,      # publish
+    parity.register,       # parity
 )
 for _register in _REGISTER:
     _register(app)

@@ -41,7 +41,9 @@ class GateConfig(BaseModel):
 
     epsilon: float = Field(0.02, ge=0.0, le=1.0, description="Max tolerated aggregate drop.")
     slice_epsilon: float | None = Field(
-        None, ge=0.0, le=1.0, description="Max tolerated drop within any eligible slice."
+        None, ge=0.0, le=1.0, description="Max tolerated drop within any eligible slice (None: slices are"
+        " not gated). Gate jobs under the stat rule default to DEFAULT_SLICE_EPSILON when none is given"
+        " (pipeline.settings.with_defaults)."
     )
     slice_min_size: int = Field(3, ge=1, description="Slices smaller than this cannot reject.")
     min_holdout_size: int = Field(20, ge=1, description="Refuse to gate on fewer queries.")
@@ -74,6 +76,15 @@ class GateConfig(BaseModel):
     @classmethod
     def _check_finite_opt(cls, v: float | None) -> float | None:
         return None if v is None else _finite(v, "slice_epsilon")
+
+
+DEFAULT_SLICE_EPSILON = 0.10
+"""The slice margin a gate job uses under the statistical rule when none is given (command line,
+Action input, settings file, manifest): a slice collapsing inside a large holdout is never
+accepted silently. The threshold rule keeps adaptergate 0.5.4's default (no slice gating)."""
+
+SLICE_GATING_OFF = "off"
+"""What ``--slice-epsilon`` (and the Action's ``slice-epsilon``) takes to gate the aggregate only."""
 
 
 RUN_FIELDS: tuple[str, ...] = ("require_calibration", "sample", "sample_seed")

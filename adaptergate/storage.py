@@ -1,7 +1,11 @@
 """Durable file writes shared by the holdout store and the ledger.
 
-Two primitives, both under a :mod:`filelock` lock file beside the target
-(``<name>.lock``) so concurrent adaptergate processes serialise:
+Two primitives, both under a :mod:`filelock` lock (:func:`file_lock`) so
+concurrent adaptergate processes serialise. The lock files live under the cache
+directory (``<cache>/locks/<sha256 of the resolved path>-<name>.lock``), never
+beside the user's data (they would show up as untracked files in a holdouts
+repository); only when the cache directory cannot hold them is the lock file
+put beside the target (``<name>.lock``), as adaptergate 0.5.4 did:
 
 * :func:`atomic_write` replaces a file whole: write a temp file in the same
   directory, fsync it, ``os.replace`` it over the target, fsync the
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -69,22 +74,46 @@ the job log."""
 _TAIL_CHUNK = 1 << 16
 
 
+LOCKS_SUBDIR = "locks"
+
+
+def _lock_dir() -> Path | None:
+    """``<cache>/locks`` when this process can create lock files there, else None."""
+    directory = cache_root() / LOCKS_SUBDIR
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return directory if os.access(directory, os.W_OK | os.X_OK) else None
+
+
 def lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
+    """The lock file that guards ``path``: ``<cache>/locks/<sha256 of the resolved path>-<name>.lock``
+    (every process that names the file, by any relative path or symlink, takes the same lock,
+    and nothing is left beside the user's file), or ``<name>.lock`` beside ``path`` when the
+    cache directory is not writable. Processes exclude each other when they share the cache
+    directory (``$ADAPTERGATE_CACHE``, else ``~/.cache/adaptergate``)."""
+    directory = _lock_dir()
+    if directory is None:
+        return path.with_name(path.name + ".lock")
+    resolved = Path(os.path.abspath(path)).resolve()
+    digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()
+    return directory / f"{digest}-{path.name[:100]}.lock"
 
 
 @contextlib.contextmanager
 def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the lock that guards ``path`` (created beside it)."""
+    """Hold the lock that guards ``path`` (its lock file: :func:`lock_path`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path(path)), timeout=timeout)
+    where = lock_path(path)
+    lock = FileLock(str(where), timeout=timeout)
     try:
         with lock:
             yield
     except Timeout as exc:
         raise InvalidInputError(
             f"could not lock {path} within {timeout:.0f}s: another adaptergate process holds"
-            f" {lock_path(path)}"
+            f" {where}"
         ) from exc
 
 

@@ -289,6 +289,14 @@ def best_of(results: list[RunResult]) -> RunResult:
     return min(done, key=lambda r: r.wall_s) if done else results[0]
 
 
+def median_of(results: list[RunResult]) -> RunResult:
+    """The completed run of median wall time (the lower middle one of an even number;
+    the first run if none completed). A whole run, so its peak RSS and exit status go
+    with its time."""
+    done = sorted((r for r in results if r.ok), key=lambda r: r.wall_s)
+    return done[(len(done) - 1) // 2] if done else results[0]
+
+
 # --------------------------------------------------------------------------
 # formatting
 # --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -48,7 +49,7 @@ from _common import (  # noqa: E402
     TIME_BIN,
     WORK_DIR,
     RunResult,
-    best_of,
+    median_of,
     child_env,
     ensure_venv054,
     fmt_mem_ratio,
@@ -72,10 +73,10 @@ EPSILON = "0.02"
 SLICE_EPSILON = "0.10"
 SLICE_MIN_SIZE = "3"
 
-REPEAT_UNDER_S = 10.0  # runs longer than this are not repeated
+REPEAT_UNDER_S = 30.0  # runs longer than this are not repeated
 
 TARGET_SPEEDUP_100K = 5.0
-TARGET_1M_S = 10.0
+TARGET_1M_S = 7.0
 TARGET_TAGS_S = 2.0
 TARGET_IMPORT_10K_S = 1.0
 
@@ -228,38 +229,74 @@ def _load_txt(r: RunResult) -> str:
 def repeats(args, n: int) -> int:
     if args.repeat is not None:
         return max(1, args.repeat)
-    return 3 if n <= 10_000 else 1
+    return 5 if n <= 100_000 else 3
 
 
-def run_gate(side: Side, holdout: Path, n: int, label: str, timeout: float | None,
-             args) -> RunResult | None:
-    if not side.available:
+_TIMESTAMP_RE = re.compile(rb'\n  "timestamp": "[^"]*",\n')
+
+
+def output_digest(path: Path) -> str | None:
+    """SHA-256 of a ``--format json`` decision without its ``timestamp`` line: two runs
+    (or two versions of the code) that print the same decision give the same digest."""
+    if not path.exists():
         return None
-    out_dir = WORK_DIR / "out"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs = []
-    n_runs = repeats(args, n)
-    for i in range(n_runs):
-        out = out_dir / f"gate_{label}_{side.name}.json"
-        print(f"  [{side.name}] gate {label} (run {i + 1}/{n_runs}) ...", end=" ", flush=True)
-        r = run_measured([*side.cmd, *gate_argv(holdout)], cwd=BENCH_DIR, env=side.env,
-                         timeout=timeout, stdout_path=out)
+    data = path.read_bytes()
+    head, sep, tail = data.partition(b'\n  "per_query"')
+    return hashlib.sha256(_TIMESTAMP_RE.sub(b"\n", head, count=1) + sep + tail).hexdigest()
+
+
+class GateCase:
+    """One gate command line of one side, run several times; reported by its median run."""
+
+    def __init__(self, side: Side, holdout: Path, label: str, timeout: float | None):
+        self.side, self.holdout, self.label, self.timeout = side, holdout, label, timeout
+        self.runs: list[RunResult] = []
+        self.done = not side.available
+
+    def run_once(self, i: int, n_runs: int, args) -> None:
+        out_dir = WORK_DIR / "out"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        out = out_dir / f"gate_{self.label}_{self.side.name}.json"
+        print(f"  [{self.side.name}] gate {self.label} (run {i + 1}/{n_runs}) ...", end=" ", flush=True)
+        r = run_measured([*self.side.cmd, *gate_argv(self.holdout)], cwd=BENCH_DIR, env=self.side.env,
+                         timeout=self.timeout, stdout_path=out)
         r.extra.update(parse_gate_output(out))
+        # (the digest is of this package's output format: 0.5.4's is not compared)
+        r.extra["digest"] = output_digest(out) if r.ok and self.side.name == "new" else None
         if not args.keep_outputs:
             out.unlink(missing_ok=True)
             r.stdout_path = None
         print(f"{fmt_time(r)}, {fmt_rss(r)}, {verdict(r)}{_load_txt(r)}", flush=True)
         if r.ok and gate_outcome(r) is None and r.stderr_tail:
             print("    stderr: ..." + "\n    ".join(r.stderr_tail.splitlines()[-3:]))
-        runs.append(r)
+        self.runs.append(r)
         if r.timed_out or (r.wall_s or 0.0) > REPEAT_UNDER_S:
-            break  # a timeout, or long enough that noise does not matter
-    r = best_of(runs)
-    r.extra["label"] = label
-    r.extra["side"] = side.name
-    r.extra["holdout"] = str(holdout)
-    r.extra["all_walls_s"] = [x.wall_s for x in runs]
-    return r
+            self.done = True  # a timeout, or long enough that noise does not matter
+
+    def result(self) -> RunResult | None:
+        if not self.runs:
+            return None
+        r = median_of(self.runs)
+        digests = {x.extra.get("digest") for x in self.runs if x.ok}
+        r.extra.update({
+            "label": self.label, "side": self.side.name, "holdout": str(self.holdout),
+            "all_walls_s": [x.wall_s for x in self.runs],
+            "all_peak_rss_kb": [x.peak_rss_kb for x in self.runs],
+            "runs": len(self.runs), "stat": "median",
+            "digests_agree": len(digests) <= 1,
+        })
+        return r
+
+
+def run_alternating(cases: list[GateCase], n: int, args) -> list[RunResult | None]:
+    """Run the cases in turn (0.5.4, new, 0.5.4, new, ...) so that both sides see the
+    same machine; each reported by its median run (the machine is shared and noisy)."""
+    n_runs = repeats(args, n)
+    for i in range(n_runs):
+        for case in cases:
+            if not case.done:
+                case.run_once(i, n_runs, args)
+    return [case.result() for case in cases]
 
 
 def _remove_holdout(dest: Path) -> None:
@@ -309,7 +346,7 @@ def run_import(side: Side, src: Path, n: int, timeout: float | None, args) -> Ru
             break
     if not args.keep_outputs:
         _remove_holdout(dest)
-    r = best_of(runs)
+    r = median_of(runs)
     r.extra.update({"side": side.name, "n": n, "all_walls_s": [x.wall_s for x in runs]})
     return r
 
@@ -371,14 +408,17 @@ def section_gate(old: Side, new: Side, args, results: dict) -> None:
     for n in args.sizes:
         raw, wrapped = synth.ensure_dataset(n, "std")
         label = fmt_n(n)
-        o = run_gate(old, wrapped, n, f"{label}_wrapped", args.timeout_gate, args)
         main_file = raw if args.new_reads == "raw" else wrapped
-        nw = run_gate(new, main_file, n, f"{label}_{args.new_reads}", args.timeout_new, args)
+        cases = [GateCase(old, wrapped, f"{label}_wrapped", args.timeout_gate),
+                 GateCase(new, main_file, f"{label}_{args.new_reads}", args.timeout_new)]
+        if n == args.wrapped_at and args.new_reads == "raw":
+            cases.append(GateCase(new, wrapped, f"{label}_wrapped", args.timeout_new))
+        o, nw, *more = run_alternating(cases, n, args)
         rows.append(gate_row(f"N={label}", args.new_reads, o, nw))
         notes += consistency_notes(o, nw, f"N={label} {args.new_reads}")
         recs.append(gate_record(n, args.new_reads, o, nw))
-        if n == args.wrapped_at and args.new_reads == "raw":
-            nw2 = run_gate(new, wrapped, n, f"{label}_wrapped", args.timeout_new, args)
+        if more:
+            nw2 = more[0]
             rows.append(gate_row(f"N={label}", "wrapped", o, nw2))
             notes += consistency_notes(o, nw2, f"N={label} wrapped")
             recs.append(gate_record(n, "wrapped", o, nw2))
@@ -386,7 +426,7 @@ def section_gate(old: Side, new: Side, args, results: dict) -> None:
         write_json(args.results, results)
     print_table(GATE_HEADERS, rows,
                 f"adaptergate gate --slice-epsilon {SLICE_EPSILON} --format json "
-                f"(50 slice tags; 0.5.4 reads the wrapped file)")
+                f"(50 slice tags; 0.5.4 reads the wrapped file; median of alternating runs)")
     for line in notes:
         print("  note: " + line)
 
@@ -395,9 +435,11 @@ def section_tags(old: Side, new: Side, args, results: dict) -> None:
     n = args.tags_n
     print(f"\n## gate with 5,050 distinct slice tags, N={fmt_n(n)}", flush=True)
     raw, wrapped = synth.ensure_dataset(n, "tags5050")
-    o = run_gate(old, wrapped, n, f"tags5050_{fmt_n(n)}_wrapped", args.timeout_tags, args)
     main_file = raw if args.new_reads == "raw" else wrapped
-    nw = run_gate(new, main_file, n, f"tags5050_{fmt_n(n)}_{args.new_reads}", args.timeout_new, args)
+    o, nw = run_alternating([
+        GateCase(old, wrapped, f"tags5050_{fmt_n(n)}_wrapped", args.timeout_tags),
+        GateCase(new, main_file, f"tags5050_{fmt_n(n)}_{args.new_reads}", args.timeout_new),
+    ], n, args)
     print_table(GATE_HEADERS, [gate_row(f"5,050 tags N={fmt_n(n)}", args.new_reads, o, nw)],
                 "adaptergate gate, 5,050 distinct slice tags (0.5.4: pairwise duplicate-tag check)")
     for line in consistency_notes(o, nw, "5,050 tags"):
@@ -542,6 +584,36 @@ def evaluate_targets(results: dict) -> list[dict[str, Any]]:
     return out
 
 
+def _gate_digests(results: dict) -> dict[str, tuple[str | None, bool]]:
+    """(digest, every run agreed) of the new CLI's output, per gate case."""
+    out = {}
+    recs = list(results.get("gate", [])) + ([results["tags5050"]] if results.get("tags5050") else [])
+    for rec in recs:
+        new = rec.get("new")
+        if new:
+            extra = new.get("extra", {})
+            out[extra.get("label", "?")] = (extra.get("digest"), bool(extra.get("digests_agree", True)))
+    return out
+
+
+def compare_digests(results: dict, reference: Path) -> dict[str, Any]:
+    """Whether every gate case printed the same decision as in ``reference`` (and in every run)."""
+    ref = _gate_digests(json.loads(reference.read_text(encoding="utf-8")))
+    ours = _gate_digests(results)
+    same, lines = 0, []
+    for label, (digest, agreed) in ours.items():
+        want = ref.get(label, (None, True))[0]
+        ok = digest is not None and digest == want and agreed
+        same += ok
+        state = "identical" if ok else ("not in reference" if want is None else
+                                         "runs disagree" if not agreed else "DIFFERENT")
+        lines.append(f"{label}: {state}")
+    print("\noutputs against " + str(reference) + ":\n  " + "\n  ".join(lines))
+    return {"target": f"new --format json outputs identical to {reference.name}",
+            "measured": f"{same}/{len(ours)} cases",
+            "status": "MET" if ours and same == len(ours) else "NOT MET"}
+
+
 # --------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------
@@ -556,7 +628,7 @@ def resolve_new_side(args) -> Side:
         return Side("new", cmd, child_env([BENCH_DIR]))
     # The working tree is put on PYTHONPATH so the checkout is measured even
     # when it is not pip-installed.
-    env = child_env([BENCH_DIR, REPO_ROOT])
+    env = child_env([BENCH_DIR, args.new_path])
     script = Path(sys.executable).with_name("adaptergate")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "adaptergate.cli.app"]
     return Side("new", cmd, env)
@@ -577,8 +649,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--wrapped-at", default="100k",
                     help="the gate size at which the new package also reads the wrapped file")
     ap.add_argument("--repeat", type=int, default=None,
-                    help="runs per measurement, the fastest is reported (default: 3 for N <= 10k, "
-                         "else 1); a run that timed out or took over 10 s is not repeated")
+                    help="runs per measurement, alternating 0.5.4 and new; the median run is reported "
+                         "(default: 5 for N <= 100k, else 3); a run that timed out or took over 30 s "
+                         "is not repeated")
     ap.add_argument("--timeout-gate", type=float, default=1800.0, help="0.5.4 gate timeout, s")
     ap.add_argument("--timeout-tags", type=float, default=300.0,
                     help="0.5.4 timeout for the 5,050-tag gate, s")
@@ -594,6 +667,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="command of the new CLI (default: the adaptergate console script next to "
                          "this interpreter, else `python -m adaptergate.cli.app`, with the checkout on "
                          "PYTHONPATH)")
+    ap.add_argument("--new-path", type=Path, default=REPO_ROOT,
+                    help="the checkout whose adaptergate package the new CLI imports (put on PYTHONPATH; "
+                         "another copy of the code, e.g. an older commit, to compare outputs)")
+    ap.add_argument("--compare-digests", type=Path, default=None, metavar="RESULTS_JSON",
+                    help="a results.json of an earlier run: say, per gate case, whether the new CLI's "
+                         "--format json output (all but its timestamp) is byte-identical to that run's")
     ap.add_argument("--new-reads", choices=["raw", "wrapped"], default="raw",
                     help="holdout format given to the new CLI (wrapped: for smoke tests with "
                          "--new-cmd pointing at 0.5.4, which cannot read raw lines)")
@@ -654,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
               " (anything else running skews the timings)")
     print(f"measuring with {TIME_BIN or 'getrusage(RUSAGE_CHILDREN) wrapper'}; "
           f"OMP_NUM_THREADS=1; cwd={BENCH_DIR}; "
-          f"{'best of ' + str(args.repeat) if args.repeat else 'best of 3 for N <= 10k, else 1 run'}")
+          f"median of {args.repeat if args.repeat else '5 (N <= 100k) or 3'} alternating runs")
 
     results: dict[str, Any] = {
         "meta": {
@@ -681,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
         section_import(old, new, args, results)
 
     targets = evaluate_targets(results)
+    if args.compare_digests is not None:
+        targets.append(compare_digests(results, args.compare_digests))
     results["targets"] = targets
     results["meta"]["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     write_json(args.results, results)

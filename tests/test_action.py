@@ -266,6 +266,10 @@ def test_rejection_posts_comment_and_check_run_and_writes_outputs(workspace, stu
     assert "intent=refund" in check["output"]["summary"]
     assert check["details_url"] == "https://github.com/acme/adapters/actions/runs/4242"
     assert o["check-run-url"] == check["html_url"]
+    # the comment and the check run say which commit they are for; the comment links the check run
+    for text in (comment["body"], check["output"]["summary"]):
+        assert f"commit [`{HEAD_SHA[:7]}`](https://github.com/acme/adapters/commit/{HEAD_SHA})" in text
+    assert f"[check run]({check['html_url']})" in comment["body"]
     notes = check["annotations_all"]
     assert len(notes) == 12 and all(a["path"] == "holdouts/acme.jsonl" for a in notes)
     assert sorted(a["start_line"] for a in notes) == list(range(1, 13))  # the refund lines
@@ -326,6 +330,49 @@ def test_comment_on_failure_only_and_off(workspace, stub):
     assert run.code == 0 and _writes(stub) == [w for w in _writes(stub) if w.operation_id == "checks/create"
                                                 or w.operation_id == "checks/update"]
     assert len(stub.check_runs) == 1  # only the first run made one
+
+
+@pytest.mark.parametrize("spelling", ["true", "True", "TRUE", "on"])
+def test_comment_true_posts_the_comment(workspace, stub, spelling):
+    run = run_action(workspace, stub, {"comment": spelling, "check-run": spelling.replace("on", "true")})
+    assert run.code == 1, run.stdout + run.stderr
+    [comment] = _bot_comments(stub)
+    assert run.outputs["comment-url"] == comment["html_url"]
+    assert len(stub.check_runs) == 1
+
+
+@pytest.mark.parametrize("spelling", ["false", "False", "FALSE", "off"])
+def test_comment_false_posts_no_comment(workspace, stub, spelling):
+    run = run_action(workspace, stub, {"comment": spelling})
+    assert run.code == 1, run.stdout + run.stderr  # the verdict, not a usage error
+    assert _bot_comments(stub) == [] and run.outputs["comment-url"] == ""
+    assert len(stub.check_runs) == 1  # check-run keeps its default (true)
+    run = run_action(workspace, stub, {"comment": spelling, "check-run": "false"})
+    assert run.code == 1 and len(stub.check_runs) == 1  # no second check run
+
+
+def test_a_bad_switch_names_its_spellings(workspace, stub):
+    run = run_action(workspace, stub, {"comment": "sometimes"})
+    assert run.code == 2
+    assert "input 'comment' must be true, false or on-failure (on and off work too), got 'sometimes'" in run.stdout
+    run = run_action(workspace, stub, {"check-run": "maybe"})
+    assert run.code == 2 and "input 'check-run' must be true or false, got 'maybe'" in run.stdout
+
+
+def test_log_has_no_user_403_noise_and_the_report_is_inside_its_group(workspace, stub):
+    run = run_action(workspace, stub)
+    assert run.code == 1
+    both = run.stdout + run.stderr
+    # a GITHUB_TOKEN may not read GET /user: expected, and not worth a log line
+    assert "GET /user" not in both and "failed with 403" not in both
+    assert any(r.path.endswith("/user") and r.status == 403 for r in stub.requests)  # it was asked
+    lines = run.stdout.splitlines()
+    start = lines.index("::group::adaptergate gate: tenant acme")
+    end = lines.index("::endgroup::", start)
+    group = "\n".join(lines[start + 1:end])
+    assert "REJECTED" in group and "DRIVER SLICE: intent=refund" in group and "Slice breakdown" in group
+    assert group.startswith("::stop-commands::")
+    assert "DRIVER SLICE" not in "\n".join(lines[end:])  # not printed again after the group
 
 
 def test_inconclusive_accepted_by_policy_is_a_neutral_check(workspace, stub):
@@ -515,10 +562,15 @@ def test_markdown_injection_in_query_text_is_neutralised(workspace, stub):
         assert "@octocat" not in text and "@admin" not in text
         assert "[link](" not in text  # brackets escaped: no link
         assert "refund\\_0 &lt;script&gt;@\u200badmin&#124;" in text
-        for row in (ln for ln in text.splitlines() if ln.startswith("|")):
-            cells = re.split(r"(?<!\\)\|", row)
-            assert len(cells) == len(re.split(r"(?<!\\)\|", text.splitlines()[
-                next(i for i, ln in enumerate(text.splitlines()) if ln.startswith("|"))]))
+        # every row of each table (the worst queries, the slices) has its header's cells
+        header = None
+        for ln in text.splitlines():
+            if not ln.startswith("|"):
+                header = None
+                continue
+            cells = len(re.split(r"(?<!\\)\|", ln))
+            header = header or cells
+            assert cells == header, ln
     # a query text cannot issue workflow commands: printed inside stop-commands only
     for ln in run.stdout.splitlines():
         assert not ln.startswith("::add-mask::x")

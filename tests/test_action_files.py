@@ -63,8 +63,8 @@ NON_EMPTY_DEFAULTS = {
     "report-dir": "adaptergate-report",
     "show-failures": "5",
     "github-token": "${{ github.token }}",
-    "comment": "on",
-    "check-run": "on",
+    "comment": "true",
+    "check-run": "true",
 }
 CONTRACT_OUTPUTS = {
     "decision", "verdict", "delta", "driver-slice",
@@ -556,3 +556,119 @@ def test_publish_example_posts_fork_reports_without_running_their_code():
     used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command))
     assert {"--pr", "--sha", "--run-url"} <= used
     assert used <= publish_options(), sorted(used - publish_options())
+
+
+# --------------------------------------------------------------------------
+# README: the inputs and outputs tables are generated from action.yml
+# --------------------------------------------------------------------------
+
+TABLES_SCRIPT = REPO / "scripts" / "action_tables.py"
+
+
+def test_readme_action_tables_match_action_yml():
+    proc = run(sys.executable, TABLES_SCRIPT, "--check")
+    assert proc.returncode == 0, explain(proc) + "\nrun: python scripts/action_tables.py"
+
+
+def test_readme_action_tables_list_every_input_and_output(action: dict[str, Any]):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    inputs = readme[readme.index("<!-- action-inputs:start"):readme.index("<!-- action-inputs:end -->")]
+    outputs = readme[readme.index("<!-- action-outputs:start"):readme.index("<!-- action-outputs:end -->")]
+    assert {m for m in re.findall(r"^\| `([a-z0-9-]+)` \|", inputs, re.M)} == set(action["inputs"])
+    assert {m for m in re.findall(r"^\| `([a-z0-9-]+)` \|", outputs, re.M)} == set(action["outputs"])
+
+
+def test_action_tables_check_catches_drift(tmp_path: Path):
+    """Control: a description changed in action.yml and not in README fails --check."""
+    text = ACTION_YML.read_text(encoding="utf-8")
+    changed = text.replace("Candidate minus baseline aggregate score.", "Candidate minus baseline, changed.")
+    assert changed != text
+    (tmp_path / "action.yml").write_text(changed, encoding="utf-8")
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    args = ("--readme", tmp_path / "README.md", "--action", tmp_path / "action.yml")
+    proc = run(sys.executable, TABLES_SCRIPT, "--check", *args)
+    assert proc.returncode == 1 and "Candidate minus baseline, changed." in proc.stdout, explain(proc)
+    proc = run(sys.executable, TABLES_SCRIPT, *args)  # rewrite, then it is in sync
+    assert proc.returncode == 0, explain(proc)
+    assert run(sys.executable, TABLES_SCRIPT, "--check", *args).returncode == 0
+
+
+# --------------------------------------------------------------------------
+# Release: action.yml pinned to the version's image, the tags moved
+# --------------------------------------------------------------------------
+
+
+def test_release_pins_the_image_and_moves_the_major_tag_after_pushing_it():
+    jobs = load(RELEASE_YML)["jobs"]
+    pin = jobs["pin-action"]
+    assert set(pin["needs"]) == {"check-version", "image"}  # only once the image is pushed
+    assert pin["permissions"] == {"contents": "write"}
+    (step,) = [s for s in pin["steps"] if s.get("id") == "pin"]
+    assert step["env"] == {"VERSION": "${{ needs.check-version.outputs.version }}",
+                           "TAG": "${{ github.ref_name }}", "OWNER": "${{ github.repository_owner }}"}
+    # the image job pushes the tag that the pinned action.yml names
+    (meta,) = steps_using(jobs["image"], "docker/metadata-action@")
+    assert "type=semver,pattern={{version}}" in meta["with"]["tags"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("git") is None, reason="needs bash and git")
+@pytest.mark.parametrize("version, moves_major", [("1.2.3", True), ("1.3.0rc1", False)])
+def test_release_pin_step_runs(tmp_path: Path, version: str, moves_major: bool):
+    """Runs the release's pin step as the runner would: a checkout of the tag, a remote to push to."""
+    (step,) = [s for s in load(RELEASE_YML)["jobs"]["pin-action"]["steps"] if s.get("id") == "pin"]
+    genv = {"GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com", "GIT_COMMITTER_NAME": "dev",
+            "GIT_COMMITTER_EMAIL": "dev@example.com", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
+            "PATH": os.environ.get("PATH", "")}
+
+    def git(*args: str, cwd: Path) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, env=genv, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    remote, work = tmp_path / "remote.git", tmp_path / "work"
+    git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    work.mkdir()
+    git("init", "-q", "-b", "main", cwd=work)
+    shutil.copy(ACTION_YML, work / "action.yml")
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", "source", cwd=work)
+    tag = f"v{version}"
+    git("tag", "-a", tag, "-m", tag, cwd=work)
+    git("remote", "add", "origin", str(remote), cwd=work)
+    git("push", "-q", "origin", "main", f"refs/tags/{tag}", cwd=work)
+    source = git("rev-parse", "HEAD", cwd=work)
+    git("checkout", "-q", "--detach", tag, cwd=work)  # what actions/checkout does on a tag push
+    out = tmp_path / "output"
+    out.write_text("")
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"], encoding="utf-8")
+    env = {**os.environ, **genv, "VERSION": version, "TAG": tag, "OWNER": "AdapterGate",
+           "GITHUB_OUTPUT": str(out), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{genv['PATH']}"}
+    proc = subprocess.run(["bash", "-e", str(script)], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, explain(proc)
+    image = f"ghcr.io/adaptergate/adaptergate-action:{version}"
+    assert out.read_text().strip() == f"image=docker://{image}"
+    pinned = git("rev-parse", f"refs/tags/{tag}^{{commit}}", cwd=remote)
+    assert git("rev-parse", f"{pinned}^", cwd=remote) == source  # one commit on top of the tagged one
+    assert git("diff", "--name-only", source, pinned, cwd=remote) == "action.yml"
+    text = git("show", f"{pinned}:action.yml", cwd=remote)
+    assert yaml.safe_load(text)["runs"]["image"] == f"docker://{image}"
+    assert text.replace(image, IMAGE) == ACTION_YML.read_text(encoding="utf-8").rstrip("\n")
+    tags = git("tag", "--list", cwd=remote).split()
+    if moves_major:
+        assert git("rev-parse", "refs/tags/v1^{commit}", cwd=remote) == pinned
+    else:
+        assert "v1" not in tags and "pre-release" in proc.stdout
+
+
+def test_changelog_keeps_a_changelog():
+    text = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert text.startswith("# Changelog\n") and "keepachangelog.com" in text
+    versions = re.findall(r"^## \[([^\]]+)\]", text, re.M)
+    assert versions[0] == "Unreleased" and "0.5.4" in versions
+    unreleased = text[text.index("## [Unreleased]"):text.index("## [0.5.4]")]
+    kinds = re.findall(r"^### (.+)$", unreleased, re.M)
+    assert kinds and set(kinds) <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+    assert "README.md#migrating-from-054" in unreleased and "1.0.0" in unreleased
+    for version in versions:  # every version heading has its link
+        assert re.search(rf"^\[{re.escape(version)}\]: https://", text, re.M), version

@@ -80,7 +80,7 @@ def mixed_file(tmp_path):
 
 def test_schema_compliance_and_problem_lines(schema_file, mixed_file, capsys):
     code, rep, _ = check_json(capsys, mixed_file, "--schema", schema_file)
-    assert code == 0
+    assert code == 1  # any record that violates the schema fails the check
     assert rep["records"] == 9 and rep["objects"] == 7 and rep["valid"] == 3
     assert rep["compliance"] == pytest.approx(3 / 9, abs=1e-6)
     assert rep["problems"] == [
@@ -101,10 +101,26 @@ def test_format_is_checked_and_max_problems_caps_the_list(schema_file, tmp_path,
     f = write_jsonl(tmp_path / "f.jsonl", [{"prompt": "x", "completion": "y", "email": "no-at-sign",
                                             "pair": ["a", 1]}] * 3)
     code, rep, _ = check_json(capsys, f, "--schema", schema_file, "--max-problems", "2")
-    assert code == 0
+    assert code == 1
     assert rep["problems"] == ["line 1: $.email: 'no-at-sign' is not a 'email'"] + [
         "line 2: $.email: 'no-at-sign' is not a 'email'"]
     assert rep["problems_total"] == 3 and rep["problem_counts"] == {"format": 3}
+
+
+def test_any_schema_violation_fails_unless_fail_under_lowers_the_bar(schema_file, tmp_path, capsys):
+    half = write_jsonl(tmp_path / "half.jsonl", [{"prompt": "ok", "completion": "y"}, {"completion": 5}] * 4)
+    code, rep, err = check_json(capsys, half, "--schema", schema_file)
+    assert code == 1 and rep["verdict"]["ok"] is False and rep["fail_under"] == 1.0
+    assert "4 of 8 records violate the schema (compliance 50.00%); --fail-under RATE accepts a lower rate" in err
+    code, out, _ = run(["data", "check", half, "--schema", schema_file], capsys)
+    assert code == 1 and "FAIL: 4 of 8 records violate the schema" in out and "\nOK" not in out
+    code, rep, _ = check_json(capsys, half, "--schema", schema_file, "--fail-under", "0.5")
+    assert code == 0 and rep["verdict"]["ok"] is True and rep["fail_under"] == 0.5
+    good = write_jsonl(tmp_path / "good.jsonl", [{"prompt": "ok", "completion": "y"}] * 3)
+    code, rep, _ = check_json(capsys, good, "--schema", schema_file)
+    assert code == 0 and rep["compliance"] == 1.0
+    code, rep, _ = check_json(capsys, half)  # no schema: nothing to violate
+    assert code == 0 and rep["fail_under"] is None
 
 
 def test_fail_under_exits_1_with_a_headline(schema_file, mixed_file, capsys):
@@ -306,9 +322,10 @@ def test_human_report_keeps_user_text_inert(tmp_path, schema_file, capsys):
                                            {"prompt": "[link=http://e.x]z[/link]\nline", "completion": "y"},
                                            {"prompt": "[bold red]x[/bold red]" * 3, "completion": "y"}])
     code, out, _ = run(["data", "check", f, "--schema", schema_file], capsys)
-    assert code == 0
+    assert code == 1
     assert "'[bold red]x[/bold red][bold red]x[/bold red][bold red]x[/bold red]' is too long" in out
-    assert "line 3 repeats line 1 (exact)" in out and "OK" in out
+    assert "line 3 repeats line 1 (exact)" in out and "OK" not in out
+    assert "FAIL: 2 of 3 records violate the schema (compliance 33.33%)" in out
 
 
 # ----------------------------------------------------------- contamination

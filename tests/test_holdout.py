@@ -244,6 +244,55 @@ def test_every_problem_reported_at_once_with_line_numbers(tmp_path):
     assert exit_code_for(err) == ExitCode.INVALID_INPUT == 2
 
 
+def test_every_problem_of_a_line_is_listed(tmp_path):
+    """A line with bad slices that also repeats an id (or names another tenant) is reported
+    for each; normalize_query (the Query model) still raises its first problem."""
+    path = tmp_path / "h.jsonl"
+    lines = [
+        jl({"id": "a", "prompt": "ok"}),                                               # 1
+        jl({"id": "a", "slices": "intent=refund"}),                                    # 2
+        jl({"id": "b", "slices": ["x=1", 3, "=y"], "cluster": 1.5, "prompt": 7,
+            "tenant": "other", "added_at": 5}),                                        # 3
+        jl({"id": 2.5, "slices": ["bare"]}),                                           # 4
+        jl({"id": "b", "prompt": "fine otherwise"}),                                   # 5
+        jl({"id": "c"}),                                                               # 6 valid
+    ]
+    write_lines(path, lines)
+    with pytest.raises(HoldoutError) as ei:
+        load_holdout(path, tenant=TENANT, allow_bare_tags=False)
+    got = problem_map(ei.value)
+    assert got == {
+        2: ["slices must be a list of 'key=value' strings, got string (write \"slices\": [\"intent=refund\"])",
+            "duplicate id 'a' (first at line 1)"],
+        3: ["added_at must be an ISO-8601 string, got number",
+            "slices[1] must be a string, got number",
+            "slice tag '=y' has an empty key",
+            "cluster must be a string or an integer, got number",
+            "prompt must be a string, got number",
+            "tenant 'other' does not match --tenant 'acme'"],
+        4: ["id must be a string or an integer, got number",
+            "slice tag 'bare' is not 'key=value' (e.g. 'intent=bare')"],
+        5: ["duplicate id 'b' (first at line 3)"],
+    }
+    assert ei.value.total == 11 and "11 problem(s)" in str(ei.value)
+    # the Query model and normalize_query: the first problem, as before
+    with pytest.raises(ValueError, match="^added_at must be"):
+        normalize_query(json.loads(lines[2]))
+    with pytest.raises(ValidationError, match="id must be a string or an integer"):
+        Query.model_validate(json.loads(lines[3]))
+
+
+def test_holdout_validate_lists_every_problem_of_a_line(tmp_path, capsys):
+    from adaptergate.cli import main
+
+    path = tmp_path / "h.jsonl"
+    write_lines(path, [jl({"id": "a"}), jl({"id": "a", "slices": ["intent=x", None]})])
+    assert main(["holdout", "validate", "--holdout", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: slices[1] must be a string, got null" in err
+    assert f"{path}:2: duplicate id 'a' (first at line 1)" in err
+
+
 def test_blank_lines_and_bom_tolerated(tmp_path):
     path = tmp_path / "h.jsonl"
     write_lines(path, ["", jl({"id": "a"}), "", "  ", jl({"id": "b"}), "\r"], bom=True)
@@ -316,8 +365,12 @@ def test_bare_tags_warn_by_default_and_fail_when_disallowed(tmp_path):
     ]
     with pytest.raises(HoldoutError) as ei:
         load_holdout(path, allow_bare_tags=False)
-    assert_problems(ei.value, {1: "slice tag 'refund' is not 'key=value'",
-                               3: "slice tag 'vip' is not 'key=value'"})
+    # every problem of a line is listed: both bare tags of line 3
+    assert problem_map(ei.value) == {
+        1: ["slice tag 'refund' is not 'key=value' (e.g. 'intent=refund')"],
+        3: ["slice tag 'vip' is not 'key=value' (e.g. 'intent=vip')",
+            "slice tag 'churn' is not 'key=value' (e.g. 'intent=churn')"],
+    }
 
 
 def test_slice_tag_with_empty_key_is_an_error():
@@ -962,3 +1015,46 @@ def test_import_fast_path_writes_what_the_careful_path_writes(tmp_path, monkeypa
         "question_id": "qq", "tenant_id": "acme", "added_at": "2026-01-01T00:00:00+00:00",
         "tenant": "acme", "accepted_by": "v1",
     }
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.lists(_rows, min_size=1, max_size=9), st.sampled_from([None, "acme"]))
+def test_chunked_fast_path_agrees_with_the_careful_path(tmp_path_factory, monkeypatch, rows, tenant):
+    """Chunks of two rows: a field, a tag or a repeated id that first shows up in a later chunk."""
+    monkeypatch.setattr(holdout_mod, "_CHUNK", 2)
+    path = tmp_path_factory.mktemp("chunks") / "h.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        careful = load_holdout(path, tenant=tenant, allow_bare_tags=False)
+    except HoldoutError:
+        careful = None
+    fast = _columns_fast([dict(r) for r in rows], tenant)
+    if fast is None:
+        return  # the fast path may always decline
+    assert careful is not None, rows
+    assert fast.ids == careful.ids and fast.payloads == careful.payloads
+    assert [tuple(s) for s in fast.slices] == [tuple(s) for s in careful.slices]
+    assert fast.clusters == careful.clusters and fast.added_at == careful.added_at
+    # the tag codes are what the slice index would make from the slices
+    from adaptergate.decide.rules import build_slice_index
+
+    index = build_slice_index(fast.slices)
+    assert fast.tag_codes.tags == index.tags
+    assert fast.tag_codes.codes.tolist() == index.tag_idx.tolist()
+    assert fast.tag_codes.counts.tolist() == [len(s) for s in fast.slices]
+    # load_holdout's own fast path (parse and check a chunk at a time) gives the same
+    assert load_holdout(path, tenant=tenant, allow_bare_tags=False).ids == fast.ids
+
+
+def test_an_id_repeated_in_a_later_chunk_is_found(tmp_path, monkeypatch):
+    monkeypatch.setattr(holdout_mod, "_CHUNK", 3)
+    path = tmp_path / "h.jsonl"
+    write_lines(path, [jl({"id": f"q{i}", "slices": ["a=1"]}) for i in range(7)] + [jl({"id": "q1"})])
+    with pytest.raises(HoldoutError) as ei:
+        load_holdout(path)
+    assert problem_map(ei.value) == {8: ["duplicate id 'q1' (first at line 2)"]}
+    write_lines(path, [jl({"id": f"q{i}", "slices": ["a=1", f"b={i % 2}"]}) for i in range(8)])
+    h = load_holdout(path)
+    assert h.tag_codes is not None and h.tag_codes.tags == ["a=1", "b=0", "b=1"]
+    assert h.tag_codes.codes.tolist() == [0, 1, 0, 2] * 4

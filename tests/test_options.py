@@ -71,3 +71,34 @@ def test_layering_and_misfits():
             build_job(opts)
     job = build_job(base.replace(scorer="m:f", epsilon=0.1, extra={"holdout_label": "x", "unknown": 1}))
     assert job.settings["epsilon"] == 0.1 and job.holdout_label == "x" and job.scorer_spec == "m:f"
+
+
+# --------------------------------------------------------------------------
+# One boolean parser for every switch (Action inputs, options as strings, comment)
+# --------------------------------------------------------------------------
+
+
+def test_one_bool_parser_for_every_switch():
+    from adaptergate.action.inputs import Inputs
+    from adaptergate.pipeline.options import BOOL_SPELLINGS, parse_bool
+
+    for text in ("true", "True", "TRUE", " true ", "on", "yes", "1"):
+        assert parse_bool(text) is True, text
+    for text in ("false", "False", "FALSE", "off", "no", "0"):
+        assert parse_bool(text) is False, text
+    assert parse_bool("maybe") is None and parse_bool("") is None
+    inputs = Inputs({"INPUT_CHECK-RUN": "False", "INPUT_COMMENT": "TRUE", "INPUT_STRICT": "yes"})
+    assert inputs.bool("check-run") is False
+    assert inputs.choice("comment", ("on", "off", "on-failure"), "on") == "on"
+    assert Inputs({"INPUT_COMMENT": "false"}).choice("comment", ("on", "off", "on-failure")) == "off"
+    assert Inputs({"INPUT_COMMENT": "On-Failure"}).choice("comment", ("on", "off", "on-failure")) == "on-failure"
+    # every spelling Inputs.bool takes is one options_from_strings takes, and the reverse
+    for text, flag in BOOL_SPELLINGS.items():
+        assert Inputs({"INPUT_STRICT": text.upper()}).bool("strict") is flag
+        assert options_from_strings({"strict": text.upper()}).strict is flag
+    with pytest.raises(UsageError, match="input 'strict' must be true or false, got 'sure'"):
+        options_from_strings({"strict": "sure"})
+    with pytest.raises(UsageError, match="input 'check-run' must be true or false, got 'sure'"):
+        Inputs({"INPUT_CHECK-RUN": "sure"}).bool("check-run")
+    with pytest.raises(UsageError, match=r"input 'decision' must be one of stat, threshold, got 'on'"):
+        Inputs({"INPUT_DECISION": "on"}).choice("decision", ("stat", "threshold"))  # not a switch

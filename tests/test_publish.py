@@ -126,7 +126,12 @@ def test_a_second_publish_updates_the_sticky_comment(posted, stub, env, capsys):
     assert len(mine) == 1 and len(stub.comments_on(PR)) == 2
     ops = [r.operation_id for r in stub.requests]
     assert ops.count("issues/create-comment") == 1
-    assert "Pull-request comment unchanged" in capsys.readouterr().out
+    # the second publish made a new check run: the comment is edited to link it
+    out = capsys.readouterr().out
+    assert out.count("Pull-request comment created") == 1 and out.count("Pull-request comment updated") == 1
+    [body] = [c["body"] for c in mine]
+    latest = list(stub.check_runs.values())[-1]["html_url"]
+    assert body.count("[check run](") == 1 and f"[check run]({latest})" in body
 
 
 def test_the_action_workspace_path_is_known_without_workspace(posted, stub, env, tmp_path):
@@ -152,6 +157,26 @@ def test_comment_on_failure_and_accepted_report(posted, stub, env, tmp_path):
     assert stub.comments_on(PR) == []  # nothing to update, and an acceptance creates none
     [check] = stub.check_runs.values()
     assert check["conclusion"] == "success" and check["output"]["title"].startswith("ACCEPTED · PASS")
+
+
+@pytest.mark.parametrize("spelling", ["false", "False", "FALSE", "off", "no"])
+def test_comment_false_spellings(posted, stub, env, spelling):
+    env.setenv("GITHUB_TOKEN", stub.token)
+    assert cli(publish_args(posted["report"], stub, "--comment", spelling)) == 1
+    assert stub.comments_on(PR) == [] and len(stub.check_runs) == 1
+
+
+@pytest.mark.parametrize("spelling", ["true", "True", "on"])
+def test_comment_true_spellings(posted, stub, env, spelling):
+    env.setenv("GITHUB_TOKEN", stub.token)
+    assert cli(publish_args(posted["report"], stub, "--comment", spelling)) == 1
+    assert len(stub.comments_on(PR)) == 1
+
+
+def test_comment_bad_value_is_a_usage_error(posted, stub, env, capsys):
+    env.setenv("GITHUB_TOKEN", stub.token)
+    assert cli(publish_args(posted["report"], stub, "--comment", "sometimes")) == 2
+    assert "is not true, false or on-failure" in capsys.readouterr().err
 
 
 def test_check_run_only_and_custom_name(posted, stub, env):
@@ -400,3 +425,22 @@ def test_holdout_for_annotations(posted, tmp_path):
         PolicyChange(kind="file", what="holdout holdouts/acme.jsonl", after="changed in this pull request")])
     # the gate read the base commit's holdout: its lines are not the checkout's
     assert holdout_for_annotations(d.model_copy(update={"policy": changed}), posted["workspace"]) is None
+
+
+def test_only_the_expected_user_403_is_silenced():
+    """A workflow token may not read GET /user (that is how the bot is recognised): PyGithub's
+    log line for it is dropped; every other failed request is still logged."""
+    import logging
+
+    from adaptergate.publish.github import _ExpectedUserForbidden
+
+    quiet = _ExpectedUserForbidden()
+
+    def rec(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("github.GithubRetry", logging.INFO, __file__, 0, msg, (), None)
+
+    assert not quiet.filter(rec("Request GET /user failed with 403: Forbidden"))
+    assert not quiet.filter(rec("Request GET /api/v3/user failed with 403: Forbidden"))  # GHES
+    assert quiet.filter(rec("Request POST /repos/acme/adapters/issues/7/comments failed with 403: Forbidden"))
+    assert quiet.filter(rec("Request GET /users/octocat failed with 403: Forbidden"))
+    assert quiet.filter(rec("Request GET /user failed with 500: Server Error"))

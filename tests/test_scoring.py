@@ -459,3 +459,38 @@ def test_progress_total_equals_number_of_queries(scorers, n):
         assert all(t >= 0 for t in ticks)
         if s.mode == "per-query":
             assert len(ticks) <= 200  # throttled: at most ~1% steps, not one per query
+
+
+def test_per_query_errors_come_in_query_order_and_progress_in_one_percent_steps():
+    """The per-query loop runs at C speed a 1% chunk at a time: a bad value before a raising
+    query in the same chunk is still the error reported, and progress ticks every chunk."""
+    payloads = [{"id": f"q{i}"} for i in range(300)]  # chunks of 3
+    ids = [p["id"] for p in payloads]
+    calls: list[str] = []
+
+    def score(adapter_id, query):
+        calls.append(query["id"])
+        if query["id"] == "q4":
+            return "0.5"
+        if query["id"] == "q5":
+            raise ValueError("boom")
+        return 0.25
+
+    with pytest.raises(ScorerError, match=r"returned a str \('0.5'\), not a number for query 'q4'"):
+        score_all(Scorer("m:score", score), ADAPTER, payloads, ids)
+    assert calls == ["q0", "q1", "q2", "q3", "q4", "q5"]  # never past the chunk of the failure
+
+    def raising(adapter_id, query):
+        if query["id"] == "q7":
+            raise KeyError("u")
+        return 1
+
+    with pytest.raises(ScorerError, match=r"raised KeyError: 'u' on query 'q7'") as ei:
+        score_all(Scorer("m:raising", raising), ADAPTER, payloads, ids)
+    assert "KeyError" in ei.value.traceback_text and "raising" in ei.value.traceback_text
+    ticks: list[int] = []
+    mixed = [0.5, 1, True, np.float32(0.25), fractions.Fraction(1, 3)]
+    got = score_all(Scorer("m:mixed", lambda a, q: mixed[int(q["id"][1:]) % 5]), ADAPTER, payloads, ids,
+                    progress=ticks.append)
+    assert ticks == [3] * 100
+    assert got[:5].tolist() == [0.5, 1.0, 1.0, 0.25, float(fractions.Fraction(1, 3))]

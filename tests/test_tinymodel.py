@@ -241,18 +241,20 @@ def test_interrupted_build_leaves_nothing_complete(offline_env, tmp_path, monkey
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(tinymodel, "_train", interrupted)
+    monkeypatch.setenv("ADAPTERGATE_CACHE", str(tmp_path / "agcache"))  # the build's lock file goes there
     root = tmp_path / "demo-v1"
     with pytest.raises(KeyboardInterrupt):
         tinymodel.build_demo_assets(root, seed=0)
     assert calls == ["base", "baseline adapter"]
     assert not root.exists()
     assert not tinymodel._is_complete(root, seed=0)
-    assert [p.name for p in tmp_path.iterdir()] in ([], ["demo-v1.lock"])
+    assert [p.name for p in tmp_path.iterdir()] == ["agcache"]  # no lock file beside the build
 
 
 def test_killed_build_leftovers_are_swept(offline_env, tmp_path, monkeypatch):
     """A build killed outright (SIGKILL) leaves its temp dir; the next build sweeps it."""
     _short_recipe(monkeypatch)
+    monkeypatch.setenv("ADAPTERGATE_CACHE", str(tmp_path / "agcache"))  # the build's lock file goes there
     root = tmp_path / "demo-v1"
     (tmp_path / ".demo-v1.build-dead").mkdir()
     (tmp_path / ".demo-v1.build-dead" / "base").mkdir()
@@ -260,7 +262,7 @@ def test_killed_build_leftovers_are_swept(offline_env, tmp_path, monkeypatch):
     (root / "holdout.jsonl").write_text("")
     assets = tinymodel.build_demo_assets(root, seed=0)
     assert tinymodel._is_complete(root, seed=0) and assets.root == root
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo-v1", "demo-v1.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agcache", "demo-v1"]
 
 
 def test_same_seed_same_bytes(offline_env, tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -613,9 +614,16 @@ def test_cli_gate_replay_buffer_on_a_full_disk(tmp_path):
     assert cli(gate(audit, "adapter_bad_v19", "--replay-path", replay), tmp_path).returncode == 1
     replay_before = replay.read_bytes()
     # Room for a second audit record, not for a second replay record (a
-    # replay record embeds the audit record, so it is the longer one).
-    fsize = len(audit.read_bytes()) * 2 + 32
-    assert fsize < len(replay_before) * 2 - 32
+    # replay record embeds the audit record, so it is the longer one): the
+    # sizes after the second run, measured on a copy.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    shutil.copy(audit, scratch / audit.name)
+    shutil.copy(replay, scratch / replay.name)
+    assert cli(gate(scratch / audit.name, "adapter_bad_v21", "--replay-path", scratch / replay.name),
+               tmp_path).returncode == 1
+    fsize = (scratch / audit.name).stat().st_size + 16
+    assert fsize < (scratch / replay.name).stat().st_size - 16
     p = cli(gate(audit, "adapter_bad_v21", "--replay-path", replay), tmp_path, fsize=fsize)
     assert p.returncode == 3 and p.stdout == ""
     (line,) = p.stderr.splitlines()

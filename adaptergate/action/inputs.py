@@ -88,23 +88,40 @@ class Inputs:
         return self._convert(name, int, "a whole number")
 
     def bool(self, name: str, default: bool | None = None) -> bool | None:
+        """A switch: ``true``/``false`` in any case (YAML 1.2, as ``@actions/core``'s
+        ``getBooleanInput`` takes them), and ``on``/``off``, ``yes``/``no``, ``1``/``0``
+        (:func:`~adaptergate.pipeline.options.parse_bool`, the one parser)."""
+        from adaptergate.pipeline.options import parse_bool
+
+        value = self.str(name)
+        if value is None:
+            return default
+        flag = parse_bool(value)
+        if flag is None:
+            raise UsageError(f"input '{name}' must be true or false, got {value!r}")
+        return flag
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+        """One of ``choices``. A switch with more choices (``on``, ``off`` among them, like
+        ``comment``'s ``on``/``off``/``on-failure``) also takes every spelling of true and
+        false (:meth:`bool`): ``true`` is ``on``, ``false`` is ``off``."""
+        from adaptergate.pipeline.options import parse_bool
+
         value = self.str(name)
         if value is None:
             return default
         low = value.lower()
-        if low in ("true", "yes", "on", "1"):
-            return True
-        if low in ("false", "no", "off", "0"):
-            return False
-        raise UsageError(f"input '{name}' must be true or false, got {value!r}")
-
-    def choice(self, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
-        value = self.str(name)
-        if value is None:
-            return default
-        if value.lower() not in choices:
-            raise UsageError(f"input '{name}' must be one of {', '.join(choices)}, got {value!r}")
-        return value.lower()
+        if low in choices:
+            return low
+        switch = "on" in choices and "off" in choices
+        flag = parse_bool(value) if switch else None
+        if flag is not None:
+            return "on" if flag else "off"
+        if switch:
+            others = [c for c in choices if c not in ("on", "off")]
+            raise UsageError(f"input '{name}' must be true, false{''.join(f' or {c}' for c in others)}"
+                             f" (on and off work too), got {value!r}")
+        raise UsageError(f"input '{name}' must be one of {', '.join(choices)}, got {value!r}")
 
 
 

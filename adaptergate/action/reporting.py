@@ -21,7 +21,7 @@ from adaptergate.publish.report import PublishSettings, Target, start_check
 from adaptergate.trust import scrub
 
 __all__ = [
-    "ActionSettings", "LogNotes", "can_publish", "publish_settings", "start_publishing", "target",
+    "ActionSettings", "LogNotes", "can_publish", "publish_settings", "report_links", "start_publishing", "target",
     "write_reports",
 ]
 
@@ -73,8 +73,10 @@ def _recipes_path(ctx: RunnerContext, inputs: Inputs) -> Path | None:
 
 def write_reports(
     decision: Any, directory: Path, show_failures: int, recommendations: list[dict[str, Any]] | None = None,
+    *, links: dict[str, str] | None = None, head_sha: str | None = None,
 ) -> dict[str, Path]:
-    """report.json (the whole decision, per-query rows included), report.md and junit.xml.
+    """report.json (the whole decision, per-query rows included), report.md and junit.xml
+    (report.md names ``head_sha`` and links ``links``: see :func:`report_links`).
 
     Written atomically, without lock files: the directory belongs to this run.
     ``adaptergate review --decision report.json --query ID`` reads it back.
@@ -89,7 +91,7 @@ def write_reports(
     }
     contents = {
         "json": decision.to_json_bytes(indent=2) + b"\n",
-        "markdown": render(decision, "markdown", show_failures=show_failures,
+        "markdown": render(decision, "markdown", show_failures=show_failures, links=links, head_sha=head_sha,
                            recommendations=recommendations).encode("utf-8"),
         "junit": render(decision, "junit", show_failures=show_failures).encode("utf-8"),
     }
@@ -115,7 +117,14 @@ def target(ctx: RunnerContext) -> Target:
     """Where this run posts: the pull request (if the event is one) and its head commit."""
     pr = ctx.pull_request
     return Target(repository=ctx.repository or "", pr=pr["number"] if pr is not None else None,
-                  head_sha=ctx.head_sha, run_url=ctx.run_url)
+                  head_sha=ctx.head_sha, run_url=ctx.run_url, server_url=ctx.server_url)
+
+
+def report_links(ctx: RunnerContext) -> tuple[dict[str, str] | None, str | None]:
+    """What the reports of this run link to (the workflow run, the repository) and the commit
+    they are for: ``render(..., links=links, head_sha=sha)`` (the step summary, report.md)."""
+    t = target(ctx)
+    return t.links, t.head_sha
 
 
 def can_publish(ctx: RunnerContext, settings: ActionSettings, log: Log) -> bool:

@@ -42,6 +42,7 @@ from adaptergate.action.reporting import (
     publish_settings,
     start_publishing,
     target,
+    report_links,
     write_reports,
 )
 from adaptergate.errors import AdaptergateError, ExitCode, UsageError, exit_code_for
@@ -190,7 +191,7 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
     outputs = run.outputs
     # annotations point at lines of the checkout's holdout: not when the base's version was read
     holdout_rel = None if built.holdout_changed else ctx.relative(job.holdout_path)
-    links = {"run": ctx.run_url} if ctx.run_url else None
+    links, head_sha = report_links(ctx)
     driver = decision.driver_slice
     outputs.update({
         "decision": "accepted" if decision.accepted else "rejected",
@@ -202,7 +203,8 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
     })
 
     def files() -> None:
-        written = write_reports(decision, settings.report_dir, settings.show_failures, recs)
+        written = write_reports(decision, settings.report_dir, settings.show_failures, recs,
+                                links=links, head_sha=head_sha)
         outputs["report-path"] = ctx.relative(written["json"])
 
     def summary() -> None:
@@ -210,7 +212,7 @@ def _single_mode(run: _Run) -> tuple[int, Steps]:
 
         write_summary(ctx.summary_file, render(
             decision, "markdown", show_failures=settings.show_failures, target="step-summary", links=links,
-            recommendations=recs,
+            recommendations=recs, head_sha=head_sha,
         ), log)
 
     def annotations() -> None:
@@ -287,7 +289,7 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
     code = outcome.exit_code
     outputs = run.outputs
     gated = outcome.gated
-    links = {"run": ctx.run_url} if ctx.run_url else None
+    links, head_sha = report_links(ctx)
     rejected = [t for t in gated if t.status == "rejected"]
     review = [t for t in gated if t.status == "review"]
     outputs.update({
@@ -314,19 +316,20 @@ def _manifest_mode(run: _Run) -> tuple[int, Steps]:
 
         for t in outcome.tenants:
             if t.decision is not None:
-                write_reports(t.decision, settings.report_dir / t.tenant, settings.show_failures)
+                write_reports(t.decision, settings.report_dir / t.tenant, settings.show_failures,
+                              links=links, head_sha=head_sha)
         report = settings.report_dir / "manifest.json"
         atomic_write(report, [(outputs["tenants"] + "\n").encode("utf-8")], locked=True)
         atomic_write(settings.report_dir / "report.md", [render_manifest(
             outcome, "markdown", show_failures=settings.show_failures, manifest_name=name,
-            recipes=settings.recipes,
+            recipes=settings.recipes, links=links, head_sha=head_sha,
         ).encode("utf-8")], locked=True)
         outputs["report-path"] = ctx.relative(report)
 
     def summary() -> None:
         write_summary(ctx.summary_file, render_manifest(
             outcome, "markdown", show_failures=settings.show_failures, manifest_name=name, links=links,
-            recipes=settings.recipes,
+            recipes=settings.recipes, head_sha=head_sha,
         ), log)
 
     def annotations() -> None:
@@ -373,7 +376,9 @@ def _holdout_rel(ctx: RunnerContext, outcome: Any, t: Any) -> str | None:
 
 
 def _gate(job: Any, log: Log) -> Any:
-    """Run the job, with the human report in a log group (user text cannot issue commands)."""
+    """Run the job; the human report goes inside its log group (``::group::`` … ``::endgroup::``,
+    folded in the job log), printed between ``::stop-commands::`` markers so user text cannot
+    issue commands. The group is closed whatever happens."""
     import io
 
     from rich.console import Console
@@ -384,10 +389,10 @@ def _gate(job: Any, log: Log) -> Any:
     log.cmd("group", f"adaptergate gate: tenant {job.tenant}")
     try:
         decision = run_job(job)
+        buf = io.StringIO()
+        console = Console(file=buf, width=120, no_color=True, emoji=False, highlight=False, soft_wrap=True)
+        print_human(decision, console=console, err_console=console)
+        log.untrusted(buf.getvalue())
     finally:
         log.line("::endgroup::")
-    buf = io.StringIO()
-    console = Console(file=buf, width=120, no_color=True, emoji=False, highlight=False, soft_wrap=True)
-    print_human(decision, console=console, err_console=console)
-    log.untrusted(buf.getvalue())
     return decision

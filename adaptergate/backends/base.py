@@ -16,9 +16,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from adaptergate.errors import UsageError
 
@@ -27,6 +28,7 @@ __all__ = [
     "Backend",
     "BackendStats",
     "GenerationSettings",
+    "ScopedPool",
     "auto_teacher_forcing",
     "backend_names",
     "cut_at_stop",
@@ -76,6 +78,7 @@ class BackendStats:
 
 
 Progress = Callable[[int], None]
+P = TypeVar("P")
 
 
 @runtime_checkable
@@ -142,6 +145,34 @@ def open_backend(name: str, base: str | Path, adapters: dict[str, Path], setting
     module, _, cls = target.partition(":")
     backend = getattr(importlib.import_module(module), cls)(base, adapters, settings)
     return backend
+
+
+class ScopedPool(Generic[P]):
+    """A model pool (anything with ``clear()``) that exists inside :meth:`scope` only: backends
+    opened there borrow from it (:meth:`current`), and it is cleared when the scope ends or
+    on :meth:`drop` (room for another model, e.g. a local judge)."""
+
+    def __init__(self, name: str, factory: Callable[[], P]) -> None:
+        self._var: ContextVar[P | None] = ContextVar(name, default=None)
+        self._factory = factory
+
+    def current(self) -> P | None:
+        return self._var.get()
+
+    @contextmanager
+    def scope(self) -> Iterator[P]:
+        pool = self._factory()
+        token = self._var.set(pool)
+        try:
+            yield pool
+        finally:
+            self._var.reset(token)
+            pool.clear()
+
+    def drop(self) -> None:
+        pool = self._var.get()
+        if pool is not None:
+            pool.clear()
 
 
 SHARING: dict[str, tuple[str, str]] = {

@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaptergate.backends.base import BackendStats, GenerationSettings, Progress, cut_at_stop
+from adaptergate.backends.base import BackendStats, GenerationSettings, Progress, ScopedPool, cut_at_stop
 from adaptergate.errors import EvaluationError, InvalidInputError
 
 __all__ = ["EnginePool", "VllmBackend", "drop_shared_engine", "lora_rank", "max_lora_rank", "shared_engine"]
@@ -179,26 +177,11 @@ class EnginePool:
             engine.shutdown()
 
 
-_SHARED_ENGINE: ContextVar[EnginePool | None] = ContextVar("adaptergate_shared_engine", default=None)
-
-
-@contextmanager
-def shared_engine() -> Iterator[EnginePool]:
-    """Backends created inside share one vLLM engine per base (see :class:`EnginePool`)."""
-    pool = EnginePool()
-    token = _SHARED_ENGINE.set(pool)
-    try:
-        yield pool
-    finally:
-        _SHARED_ENGINE.reset(token)
-        pool.clear()
-
-
-def drop_shared_engine() -> None:
-    """Shut the shared engine down now (room for another model, e.g. a local judge)."""
-    pool = _SHARED_ENGINE.get()
-    if pool is not None:
-        pool.clear()
+_SHARED = ScopedPool("adaptergate_shared_engine", EnginePool)
+shared_engine = _SHARED.scope
+"""Backends created inside share one vLLM engine per base (see :class:`EnginePool`)."""
+drop_shared_engine = _SHARED.drop
+"""Shut the shared engine down now (room for another model, e.g. a local judge)."""
 
 
 class VllmBackend:
@@ -212,7 +195,7 @@ class VllmBackend:
         if not adapters:
             raise InvalidInputError("no adapters to load")
         rank = max_lora_rank([lora_rank(p) for p in adapters.values()])
-        pool = _SHARED_ENGINE.get()
+        pool = _SHARED.current()
         loaded = True
         if pool is not None:
             before = pool.loads

@@ -16,7 +16,7 @@ import typer
 
 from adaptergate import __version__
 from adaptergate.cli import calibrate, data, demo, gate, holdout, manifest, parity, publish, recipes, replay, review
-from adaptergate.cli.common import _err_console
+from adaptergate.cli.common import _err_console, mark_run_start
 from adaptergate.errors import AdaptergateError, ExitCode, exit_code_for
 
 app = typer.Typer(
@@ -136,6 +136,7 @@ _CLICK_ERROR = _click_classes("ClickException")
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point. Returns (and exits with) the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    mark_run_start(whole_process=argv is None)
     _state["debug"] = "--debug" in args or os.environ.get("ADAPTERGATE_DEBUG", "") not in ("", "0")
     command = typer.main.get_command(app)
     try:

@@ -5,14 +5,44 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from enum import Enum
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
 
 from adaptergate.holdout.store import DEFAULT_MAX_LINE_BYTES
+
+
+_RUN = {"start": time.perf_counter()}
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux: /proc), None where unknown."""
+    try:
+        with open("/proc/self/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))  # field 22: starttime
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def mark_run_start(*, whole_process: bool) -> None:
+    """Where the command's run began: the process's start when the command is the process (the
+    ``adaptergate`` console script: interpreter start-up and imports count), else now."""
+    now = time.perf_counter()
+    age = _process_age() if whole_process else None
+    _RUN["start"] = now - (age or 0.0)
+
+
+def run_seconds() -> float:
+    """Seconds since the command's run began (:func:`mark_run_start`): what a user waited."""
+    return time.perf_counter() - _RUN["start"]
 
 
 def _console() -> Console:
@@ -36,15 +66,48 @@ MAX_LINE_OPT = typer.Option(
 )
 
 
-class _progress:
-    """A progress bar on stderr with queries/s while adapters are evaluated."""
+class _Ticks:
+    """The ``progress`` callable the pipeline calls with increments (``tick(k)``); ``total(n)``
+    sets how many evaluations the run will make, once it is known."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, bar: Any, task: Any, working: str) -> None:
+        self._bar, self._task, self._working = bar, task, working
+        self._started = False
+
+    def __call__(self, k: int) -> None:
+        if not self._started:
+            self._started = True
+            self._bar.update(self._task, description=self._working)
+        self._bar.update(self._task, advance=k)
+        task = self._bar.tasks[0]
+        if task.total is not None and task.completed > task.total:
+            self._bar.update(self._task, total=task.completed)  # a cached row was counted twice
+
+    def total(self, n: int) -> None:
+        self._bar.update(self._task, total=max(0, int(n)))
+
+
+class _progress:
+    """A progress bar on stderr (rich; only when stderr is a terminal; ``ADAPTERGATE_PROGRESS=0``
+    turns it off) with evaluations/s while adapters are evaluated.
+
+    ``total``: the evaluations the run will make when the caller knows them (a scorer gate:
+    queries × adapters × repeats), so the bar reads ``0/288`` from the start, not ``0/?`` (a
+    callable is asked only when the bar is shown);
+    ``starting``: what it says before the first evaluation (``loading the model``)."""
+
+    def __init__(self, enabled: bool, *, total: int | Callable[[], int | None] | None = None,
+                 starting: str = "scoring") -> None:
         self.enabled = enabled and os.environ.get("ADAPTERGATE_PROGRESS", "1") != "0"
+        self.total = total
+        self.starting = starting
         self.bar: Any = None
 
-    def __enter__(self):
+    def __enter__(self) -> Any:
         if not self.enabled:
+            return None
+        console = _err_console()
+        if not console.is_terminal:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -56,16 +119,27 @@ class _progress:
                 return Text(f"{speed:,.1f} evaluations/s" if speed else "")
 
         self.bar = Progress(
-            TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), _Rate(""), TimeElapsedColumn(),
-            console=_err_console(), transient=True,
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(""), TimeElapsedColumn(),
+            console=console, transient=True,
         )
+        total = self.total() if callable(self.total) else self.total
         self.bar.start()
-        task = self.bar.add_task("scoring", total=None)
-        return lambda k: self.bar.update(task, advance=k)
+        task = self.bar.add_task(self.starting, total=total)
+        return _Ticks(self.bar, task, "scoring")
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def count_records(path: Path) -> int | None:
+    """The holdout's records, counted fast (non-blank lines) for a progress bar's total; None
+    when the file cannot be read (the gate reports that properly)."""
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
 
 
 def _emit(
@@ -88,9 +162,12 @@ def _emit(
                                   err_console=_err_console(), store=store)
         return
     if fmt is Format.json:
+        from adaptergate.report.formats import RenderOptions, json_bytes
+
         sys.stdout.flush()
         out = sys.stdout.buffer
-        out.write(decision.to_json_bytes(indent=2))
+        # the decision, with every warning the human report prints (a stale holdout, …)
+        out.write(json_bytes(decision, RenderOptions(staleness_threshold_days=staleness_threshold_days)))
         out.write(b"\n")
     else:
         from adaptergate.recipes import recommendations_from_file

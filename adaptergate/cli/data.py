@@ -33,11 +33,16 @@ def data_check(
         20, "--max-problems", metavar="N", help="List at most this many problems and pairs."
     ),
     fail_under: Optional[float] = typer.Option(
-        None, "--fail-under", metavar="RATE", help="Exit 1 when schema compliance (0-1) is below this rate."
+        None, "--fail-under", metavar="RATE",
+        help="With --schema: exit 1 only when the share of valid records (0-1) is below this rate"
+        " [default: 1, any invalid record fails].",
     ),
 ) -> None:
-    """Validate JSONL records and report data quality. Exit 1 if FILE overlaps a holdout (or
-    compliance is below --fail-under), 2 if a file or the schema is unusable."""
+    """Validate JSONL records and report data quality.
+
+    Exit 0 passed; 1 if a record violates --schema (or compliance is below --fail-under) or
+    FILE overlaps a holdout; 2 if a file or the schema is unusable.
+    """
     from adaptergate.holdout.datacheck import check_data, exit_code
     from adaptergate.report.datacheck import print_report
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from adaptergate.cli.common import Format, _console, _emit, _err_console, _progress
+from adaptergate.cli.common import Format, _console, _emit, _err_console, _progress, count_records, run_seconds
 from adaptergate.errors import InvalidInputError
 
 demo_app = typer.Typer(
@@ -62,7 +62,8 @@ def _demo_adapters() -> None:
             candidate_adapter=assets.candidate_adapter, metric="exact", cache_dir=assets.root / "cache",
         ),
     )
-    with _progress(enabled=True) as tick:
+    queries = count_records(assets.holdout)
+    with _progress(enabled=True, total=2 * queries if queries else None, starting="loading the model") as tick:
         decision = run_gate(request, progress=tick)
     _emit(decision, Format.human, show_failures=5, staleness_threshold_days=30)
     shown = [r for r in decision.per_query if r["delta"] < 0 and r.get("candidate_output") is not None][:3]
@@ -75,7 +76,7 @@ def _demo_adapters() -> None:
             )
     con.print(
         f"\n(the gate exited {1 if not decision.accepted else 0}: that is what CI sees; the demo itself"
-        f" succeeded in {time.perf_counter() - t0:.1f} s)", markup=False, highlight=False,
+        f" succeeded in {run_seconds():.1f} s)", markup=False, highlight=False,
     )
 
 
@@ -108,7 +109,7 @@ def demo_mock() -> None:
 
 @demo_app.command("silent")
 def demo_silent() -> None:
-    """Silent slice collapse: aggregate-only accepts, --slice-epsilon rejects."""
+    """Silent slice collapse: an aggregate-only gate (--slice-epsilon off) accepts, the default slice gate rejects."""
     from adaptergate.demos.catalog import run_silent
 
     run_silent(_console())

@@ -10,12 +10,27 @@ from typing import Any, Optional
 
 import typer
 
-from adaptergate.cli.common import MAX_LINE_OPT, Format, _console, _emit, _progress
+from adaptergate.cli.common import MAX_LINE_OPT, Format, _console, _emit, _progress, count_records
 from adaptergate.errors import ExitCode, UsageError
 
 
 def register(app: typer.Typer) -> None:
     app.command()(gate)
+
+
+def _slice_epsilon(value: Optional[str]) -> Any:
+    """``--slice-epsilon``: a number, or ``off`` (aggregate only)."""
+    from adaptergate.models import SLICE_GATING_OFF
+
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text == SLICE_GATING_OFF:
+        return SLICE_GATING_OFF
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number or 'off'") from None
 
 
 def gate(
@@ -126,8 +141,10 @@ def gate(
         None, "--judge-concurrency", min=1, help="--judge-url: requests in flight at once [default: 4]."
     ),
     epsilon: Optional[float] = typer.Option(None, help="Max acceptable aggregate score drop [default: 0.02]."),
-    slice_epsilon: Optional[float] = typer.Option(
-        None, "--slice-epsilon", help="Max acceptable drop within any slice (silent-regression net)."
+    slice_epsilon: Optional[str] = typer.Option(
+        None, "--slice-epsilon", metavar="E|off", callback=_slice_epsilon,
+        help="Max acceptable drop within any slice (the silent-regression net); 'off' gates the aggregate"
+        " only. [default: 0.10 with --decision stat; off with --decision threshold, as in 0.5.4]",
     ),
     slice_min_size: Optional[int] = typer.Option(
         None, "--slice-min-size", help="Slices smaller than this cannot reject on their own [default: 3]."
@@ -189,7 +206,10 @@ def gate(
         help="Recipe library: a rejection's report ends with the recipes that fit it ('What now?').",
     ),
 ) -> None:
-    """Evaluate a candidate adapter against the baseline. Exit 0 accepted, 1 rejected."""
+    """Evaluate a candidate adapter against the baseline.
+
+    Exit 0 accepted, 1 rejected, 2 invalid input or usage, 3 evaluation failed.
+    """
     from adaptergate.pipeline.job import run_job
     from adaptergate.pipeline.options import MANIFEST_OVERRIDES, GateOptions, build_job
 
@@ -220,11 +240,30 @@ def gate(
     if base_ref is not None:
         raise UsageError("--base-ref goes with --manifest")
     job = build_job(opts)
-    with _progress(enabled=job.model is not None) as tick:
+    with _job_progress(job) as tick:
         decision = run_job(job, progress=tick)
     _emit(decision, fmt, show_failures=show_failures, staleness_threshold_days=staleness_threshold_days,
           recipes=recipes_path)
     raise typer.Exit(int(ExitCode.ACCEPTED if decision.accepted else ExitCode.REJECTED))
+
+
+def _job_progress(job: Any) -> _progress:
+    """The progress bar of one gate job (stderr, on a terminal), with its total known up front:
+    the holdout's queries (or ``--sample``) × the adapters scored × ``--repeats``. A model gate
+    says "loading the model" until the first answer; its total counts the baseline's rows too,
+    which the result cache may answer without scoring."""
+
+    def total() -> int | None:
+        n = count_records(job.holdout_path)
+        if n is None:
+            return None
+        if job.sample is not None:
+            n = min(n, job.sample)
+        adapters = 2 if job.model is not None or job.baseline is not None else 1
+        return n * adapters * (job.repeats if job.model is None else 1)
+
+    return _progress(enabled=True, total=total,
+                     starting="loading the model" if job.model is not None else "scoring")
 
 
 def _gate_manifest(
@@ -243,7 +282,7 @@ def _gate_manifest(
     )
     try:
         def one(job: Any) -> Any:
-            with _progress(enabled=True) as tick:
+            with _job_progress(job) as tick:
                 return run_job(job, progress=tick)
 
         outcome = run_manifest_gate(plan, run=one)

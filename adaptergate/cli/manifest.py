@@ -162,6 +162,11 @@ def promote(
     bump: Optional[BumpPart] = typer.Option(None, "--bump", help="Version part to bump (default: minor)."),
     version: Optional[str] = typer.Option(None, "--version", help="The new version (instead of --bump)."),
     base_model: Optional[str] = typer.Option(None, "--base-model", help="Base model id (required for a new tenant)."),
+    base_model_path: Optional[Path] = typer.Option(
+        None, "--base-model-path", metavar="DIR",
+        help="The base model's local directory, stored as base_model.path (relative to the manifest); the"
+        " gate loads the base from it, and an adapter that names its base by that directory matches.",
+    ),
     holdout: Optional[Path] = typer.Option(None, "--holdout", help="Held-out JSONL (required for a new tenant)."),
     card: Optional[Path] = typer.Option(None, "--card", help="An adapter card (JSON or YAML) to merge."),
     creator: Optional[str] = typer.Option(None, "--creator", help="Who made it (default $GITHUB_ACTOR or $USER)."),
@@ -179,7 +184,7 @@ def promote(
 
     res = do_promote(
         manifest, tenant, adapter, bump=bump.value if bump else None, version=version, base_model=base_model,
-        holdout=holdout, card_file=card, creator=creator, data_source=data_source, dataset=dataset,
+        base_model_path=base_model_path, holdout=holdout, card_file=card, creator=creator, data_source=data_source, dataset=dataset,
         dataset_size=dataset_size, task=task, domain=domain, language=language, dry_run=dry_run,
     )
     if as_json:

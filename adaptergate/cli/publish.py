@@ -50,6 +50,22 @@ class CommentMode(str, Enum):
     on_failure = "on-failure"
 
 
+def comment_mode(value: Any) -> CommentMode:
+    """``--comment``: ``true`` or ``false`` (every spelling the Action's switches take, one parser:
+    :func:`~adaptergate.pipeline.options.parse_bool`; ``on``/``off`` among them) or ``on-failure``."""
+    from adaptergate.pipeline.options import parse_bool
+
+    if isinstance(value, CommentMode):
+        return value
+    text = str(value).strip().lower()
+    if text == CommentMode.on_failure.value:
+        return CommentMode.on_failure
+    flag = parse_bool(text)
+    if flag is None:
+        raise typer.BadParameter(f"{value!r} is not true, false or on-failure (on and off work too)")
+    return CommentMode.on if flag else CommentMode.off
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``publish`` command to ``app`` (once: a second call does nothing)."""
     if any(c.name == "publish" or c.callback is publish for c in app.registered_commands):
@@ -79,10 +95,10 @@ def publish(
     api_url: Optional[str] = typer.Option(
         None, "--api-url", help="The REST API (default: $GITHUB_API_URL, else https://api.github.com).",
     ),
-    comment: CommentMode = typer.Option(
-        CommentMode.on, "--comment",
-        help="on: create or update the sticky comment; on-failure: create it only for a rejection"
-        " (an existing one is still updated); off: none.",
+    comment: str = typer.Option(
+        "true", "--comment", metavar="true|false|on-failure", callback=comment_mode,
+        help="true: create or update the sticky comment; on-failure: create it only for a rejection"
+        " (an existing one is still updated); false: none. on and off work too.",
     ),
     check_run: bool = typer.Option(True, "--check-run/--no-check-run", help="Post the check run."),
     check_name: str = typer.Option(

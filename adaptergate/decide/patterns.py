@@ -15,6 +15,7 @@ import math
 import re
 from collections import Counter
 from fractions import Fraction
+from itertools import chain
 from typing import Iterable, Sequence
 
 from adaptergate.holdout.store import query_text  # the query's text: a holdout notion
@@ -76,6 +77,38 @@ def _all_ngrams(tokens: list[str]) -> set[str]:
     return out
 
 
+def _frequent_ngrams(docs: list[list[str]], min_docs: int) -> dict[str, int]:
+    """The admissible n-grams (:func:`_all_ngrams`) found in at least ``min_docs`` of
+    ``docs`` (token lists), with their document frequencies.
+
+    The same as counting every n-gram of every document, without building
+    the rare ones: an n-gram occurs in no more documents than its first and
+    its last token, so only n-grams that begin and end with a frequent
+    admissible token can reach ``min_docs``. Tokens are counted first (one
+    set per document, at C speed), then only those n-grams are built.
+    """
+    token_df = Counter(chain.from_iterable(map(set, docs)))
+    frequent = {t for t, c in token_df.items() if c >= min_docs and _is_edge(t)}
+    if not frequent:
+        return {}
+    per_doc: list[set[str]] = []
+    for tokens in docs:
+        at = [i for i, t in enumerate(tokens) if t in frequent]
+        if not at:
+            continue
+        grams = {tokens[i] for i in at}
+        if len(at) > 1:
+            ends = set(at)
+            n_tok = len(tokens)
+            for i in at:
+                for j in range(i + 1, min(i + MAX_N, n_tok)):
+                    if j in ends:
+                        grams.add(" ".join(tokens[i : j + 1]))
+        per_doc.append(grams)
+    counts = Counter(chain.from_iterable(per_doc))
+    return {g: c for g, c in counts.items() if c >= min_docs}
+
+
 def _present(texts: Iterable[str | None]) -> list[str]:
     return [t for t in texts if isinstance(t, str) and t.strip()]
 
@@ -101,8 +134,14 @@ def _count_candidates(texts: Sequence[str], candidates: Iterable[str]) -> Counte
     starts = {first: tuple(sorted(ns)) for first, ns in lengths_by_first.items()}
     counts: Counter[str] = Counter()
     find = _TOKEN_RE.findall
+    # A text holds a token only if it holds it as a substring: one C-level search
+    # skips the texts without any first token before they are tokenized.
+    mention = re.compile("|".join(map(re.escape, sorted(starts)))).search if starts else None
     for text in texts:
-        tokens = find(text.lower())
+        low = text.lower()
+        if mention is None or mention(low) is None:
+            continue
+        tokens = find(low)
         if starts.keys().isdisjoint(tokens):
             continue
         seen: set[str] = set()
@@ -191,10 +230,7 @@ def find_failure_pattern(
 
     # round() guards ceil against float noise, e.g. 0.3 * 10 == 3.0000000000000004
     min_docs = max(min_failing, math.ceil(round(min_coverage * n_fail, 9)))
-    fail_df: Counter[str] = Counter()
-    for text in failing:
-        fail_df.update(_all_ngrams(_tokens(text)))
-    candidates = {g: c for g, c in fail_df.items() if c >= min_docs}
+    candidates = _frequent_ngrams([_tokens(text) for text in failing], min_docs)
     if not candidates:
         return None
 

@@ -73,11 +73,16 @@ def build_slice_index(slices: Sequence[Sequence[str]]) -> SliceIndex:
     """
     flat = list(chain.from_iterable(slices))
     lookup = {tag: i for i, tag in enumerate(dict.fromkeys(flat))}  # first-appearance order
-    t_list = list(map(lookup.__getitem__, flat))
+    t_idx = np.fromiter(map(lookup.__getitem__, flat), dtype=np.int64, count=len(flat))
     counts = np.fromiter(map(len, slices), dtype=np.int64, count=len(slices))
-    q_idx = np.repeat(np.arange(len(slices), dtype=np.int64), counts)
-    t_idx = np.asarray(t_list, dtype=np.int64)
-    return SliceIndex(tags=list(lookup), query_idx=q_idx, tag_idx=t_idx, n_queries=len(slices))
+    return slice_index_from_codes(list(lookup), t_idx, counts)
+
+
+def slice_index_from_codes(tags: list[str], codes: np.ndarray, counts: np.ndarray) -> SliceIndex:
+    """The index of queries whose tags are ``codes`` (indices into ``tags``, query after query;
+    ``counts[q]`` of them for query ``q``), as :func:`build_slice_index` makes it."""
+    q_idx = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    return SliceIndex(tags=tags, query_idx=q_idx, tag_idx=codes, n_queries=int(counts.size))
 
 
 def ordered_mean(values: np.ndarray) -> float:

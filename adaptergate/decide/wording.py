@@ -57,7 +57,10 @@ def settle_phrase(ev: Evidence, n: int) -> str:
     if ev.never_significant and ev.min_size:
         return f" {n:,} queries can never reach significance here; at least {ev.min_size:,} are needed."
     if ev.n_needed is not None:
-        more = max(ev.n_needed - n, 0)
+        more = ev.n_needed - n
+        if more <= 0:
+            # as many queries as the estimate asks for were run: a count would contradict itself
+            return ""
         return (
             f" About {ev.n_needed:,} queries ({more:,} more) would settle it, if the observed"
             " difference holds."
@@ -66,7 +69,9 @@ def settle_phrase(ev: Evidence, n: int) -> str:
 
 
 def power_statement(ev: Evidence, n: int) -> str:
-    if ev.mde is None or not math.isfinite(ev.mde):
+    """The smallest drop this many queries detect 80% of the time; "" when that says nothing
+    (no spread was observed: a deterministic scorer that scored both adapters alike)."""
+    if ev.mde is None or not math.isfinite(ev.mde) or round(ev.mde, 3) <= 0:
         return ""
     return (
         f"With {n:,} queries and the spread observed, a drop of {ev.mde:.3f} or more is detected"

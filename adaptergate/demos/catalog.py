@@ -63,7 +63,8 @@ def _score(adapter_id: str, query: dict) -> float:
 
 
 def run_silent(console: Console) -> None:
-    """Gate the same data twice: aggregate only, then with --slice-epsilon 0.10."""
+    """Gate the same data twice: aggregate only (--slice-epsilon off), then with --slice-epsilon 0.10
+    (the stat rule's default)."""
     from adaptergate.pipeline.gate import GateRequest, run_gate
     from adaptergate.models import GateConfig
     from adaptergate.report import print_human
@@ -73,7 +74,8 @@ def run_silent(console: Console) -> None:
     holdout.write_text("".join(json.dumps(r) + "\n" for r in _holdout_rows()), encoding="utf-8")
     scorer = Scorer(spec="demo:score", single=_score)
     err = Console(stderr=True)
-    for title, slice_eps in (("aggregate only (like a mean-score eval)", None), ("with --slice-epsilon 0.10", 0.10)):
+    for title, slice_eps in (("aggregate only, --slice-epsilon off (like a mean-score eval)", None),
+                             ("with --slice-epsilon 0.10 (the default)", 0.10)):
         console.rule(title)
         decision = run_gate(
             GateRequest(
@@ -113,7 +115,8 @@ def _gate_and_print(
     from adaptergate.models import GateConfig
     from adaptergate.report import print_human
 
-    flags = f" --slice-epsilon {slice_epsilon:g}" if slice_epsilon is not None else ""
+    # the printed command reproduces the gate: without a margin, slices are gated at 0.10 by default
+    flags = f" --slice-epsilon {slice_epsilon:g}" if slice_epsilon is not None else " --slice-epsilon off"
     _say(
         console,
         f"$ adaptergate gate --tenant {tenant} --candidate {candidate} --baseline {baseline}"

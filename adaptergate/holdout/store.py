@@ -30,8 +30,9 @@ import gc
 import hashlib
 import json
 import random
+import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -108,13 +109,28 @@ class NormalizedQuery(NamedTuple):
 
 
 def normalize_query(obj: Any, *, allow_bare_tags: bool = True) -> NormalizedQuery:
-    """Validate one parsed line; raise ``ValueError`` with a one-line reason.
+    """Validate one parsed line; raise ``ValueError`` with a one-line reason (its first problem).
 
     This function is the single definition of a valid query: the loader and
     the :class:`Query` model both call it.
     """
+    q = _normalize(obj, allow_bare_tags, None)
+    assert q is not None  # without a problem list, the first problem raised
+    return q
+
+
+def _normalize(obj: Any, allow_bare_tags: bool, problems: list[str] | None) -> NormalizedQuery | None:
+    """:func:`normalize_query`; given a ``problems`` list, every problem of the line goes into it
+    and the query comes back whenever the line is an object (invalid fields "" or None)."""
+
+    def bad(message: str) -> None:
+        if problems is None:
+            raise ValueError(message)
+        problems.append(message)
+
     if type(obj) is not dict:
-        raise ValueError(f"expected a JSON object, got {_json_type(obj)}")
+        bad(f"expected a JSON object, got {_json_type(obj)}")
+        return None
     wrapped = False
     accepted_by = None
     payload = obj
@@ -134,50 +150,47 @@ def normalize_query(obj: Any, *, allow_bare_tags: bool = True) -> NormalizedQuer
         if tenant is None:
             tenant = obj.get("tenant_id")
         added_at = obj.get("added_at")
+    qid = ""
     if raw_id is None:
-        raise ValueError("missing id (expected one of: id, question_id, query_id)")
-    if type(raw_id) is str:
-        qid = raw_id
-    elif type(raw_id) is int:
+        bad("missing id (expected one of: id, question_id, query_id)")
+    elif type(raw_id) is str or type(raw_id) is int:
         qid = str(raw_id)
+        if not qid.strip():
+            bad("id is empty")
+            qid = ""
     else:
-        raise ValueError(f"id must be a string or an integer, got {_json_type(raw_id)}")
-    if not qid.strip():
-        raise ValueError("id is empty")
+        bad(f"id must be a string or an integer, got {_json_type(raw_id)}")
     if tenant is not None and type(tenant) is not str:
-        raise ValueError(f"tenant must be a string, got {_json_type(tenant)}")
+        bad(f"tenant must be a string, got {_json_type(tenant)}")
+        tenant = None
     if added_at is not None and type(added_at) is not str:
-        raise ValueError(f"added_at must be an ISO-8601 string, got {_json_type(added_at)}")
+        bad(f"added_at must be an ISO-8601 string, got {_json_type(added_at)}")
+        added_at = None
 
     raw_slices = payload.get("slices")
     bare: tuple[str, ...] = ()
-    if raw_slices is None:
-        slices: tuple[str, ...] = ()
-    elif type(raw_slices) is not list:
+    slices: tuple[str, ...] = ()
+    if raw_slices is not None and type(raw_slices) is not list:
         hint = (
             f' (write "slices": [{json.dumps(raw_slices)}])' if type(raw_slices) is str else ""
         )
-        raise ValueError(
-            f"slices must be a list of 'key=value' strings, got {_json_type(raw_slices)}{hint}"
-        )
-    else:
+        bad(f"slices must be a list of 'key=value' strings, got {_json_type(raw_slices)}{hint}")
+    elif raw_slices is not None:
         for i, tag in enumerate(raw_slices):
             if type(tag) is not str:
-                raise ValueError(f"slices[{i}] must be a string, got {_json_type(tag)}")
-            if len(tag) > MAX_SLICE_TAG_CHARS:
-                raise ValueError(
+                bad(f"slices[{i}] must be a string, got {_json_type(tag)}")
+            elif len(tag) > MAX_SLICE_TAG_CHARS:
+                bad(
                     f"slice tag {tag[:40]!r}... is {len(tag):,} characters, over the "
                     f"{MAX_SLICE_TAG_CHARS}-character cap"
                 )
-            if "=" not in tag:
+            elif "=" not in tag:
                 if not allow_bare_tags:
-                    raise ValueError(
-                        f"slice tag {tag!r} is not 'key=value' (e.g. 'intent={tag}')"
-                    )
+                    bad(f"slice tag {tag!r} is not 'key=value' (e.g. 'intent={tag}')")
                 bare += (tag,)
             elif not tag.strip() or tag.startswith("="):
-                raise ValueError(f"slice tag {tag!r} has an empty key")
-        slices = tuple(raw_slices)
+                bad(f"slice tag {tag!r} has an empty key")
+        slices = tuple(t for t in raw_slices if type(t) is str)
         if len(slices) > 1 and len(set(slices)) < len(slices):
             slices = tuple(dict.fromkeys(slices))
     cluster = payload.get("cluster")
@@ -185,10 +198,11 @@ def normalize_query(obj: Any, *, allow_bare_tags: bool = True) -> NormalizedQuer
         if type(cluster) in (str, int):
             cluster = str(cluster)
         else:
-            raise ValueError(f"cluster must be a string or an integer, got {_json_type(cluster)}")
+            bad(f"cluster must be a string or an integer, got {_json_type(cluster)}")
+            cluster = None
     prompt = _first(payload, PROMPT_KEYS)
     if prompt is not None and type(prompt) is not str:
-        raise ValueError(f"prompt must be a string, got {_json_type(prompt)}")
+        bad(f"prompt must be a string, got {_json_type(prompt)}")
     return NormalizedQuery(
         id=qid,
         payload=payload,
@@ -202,20 +216,13 @@ def normalize_query(obj: Any, *, allow_bare_tags: bool = True) -> NormalizedQuer
     )
 
 
+_JSON_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"), (list, "array"), (dict, "object"))
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), type(value).__name__)
 
 
 class Query(BaseModel):
@@ -250,6 +257,16 @@ class Query(BaseModel):
         return out
 
 
+class TagCodes(NamedTuple):
+    """A holdout's slice tags as codes, made while validating (the slice index's input):
+    the distinct ``tags`` in order of first appearance; ``codes`` (numpy int64), the code of
+    each tag of each query, query after query; ``counts`` (numpy int64), tags per query."""
+
+    tags: list[str]
+    codes: Any
+    counts: Any
+
+
 @dataclass
 class Holdout:
     """A loaded, validated holdout: payloads plus columnar views of them."""
@@ -265,23 +282,18 @@ class Holdout:
     wrapped: bool = False
     warnings: list[Problem] = field(default_factory=list)
     raw_lines: list[bytes] | None = None
+    tag_codes: TagCodes | None = None
+    """``slices`` as codes, when the columnar path loaded the file (not kept by :meth:`subset`)."""
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def subset(self, indices: Sequence[int]) -> "Holdout":
         pick = list(indices)
+        columns = ("ids", "payloads", "lines", "slices", "clusters", "added_at", "accepted_by")
         return Holdout(
-            path=self.path,
-            ids=[self.ids[i] for i in pick],
-            payloads=[self.payloads[i] for i in pick],
-            lines=[self.lines[i] for i in pick],
-            slices=[self.slices[i] for i in pick],
-            clusters=[self.clusters[i] for i in pick],
-            added_at=[self.added_at[i] for i in pick],
-            accepted_by=[self.accepted_by[i] for i in pick],
-            wrapped=self.wrapped,
-            warnings=self.warnings,
+            path=self.path, wrapped=self.wrapped, warnings=self.warnings,
+            **{name: list(map(getattr(self, name).__getitem__, pick)) for name in columns},
         )
 
     def sample(self, n: int | None, seed: str | None) -> "Holdout":
@@ -317,21 +329,29 @@ def _seed_to_int(seed: str) -> int:
     return int(hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16], 16)
 
 
-def _read_lines(path: Path, max_line_bytes: int) -> tuple[list[int], list[bytes], list[Problem]]:
-    """Non-blank lines with their 1-based numbers; oversized lines become problems."""
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[{\n")
+_LINE_NOT_AN_OBJECT = re.compile(rb"\n[^{]")
+_DEEP_MARKS = re.compile(rb"[^\n]{%d}" % (MAX_JSON_DEPTH + 1))
+
+
+def _read_lines(path: Path, max_line_bytes: int) -> tuple[list[int], list[bytes], list[Problem], int]:
+    """Non-blank lines with their 1-based numbers; oversized lines become problems; and a
+    bound on the opening brackets (``[``, ``{``) of any line."""
     data = read_input(path, "holdout file")
+    # Common case, checked at C speed without copying a line: every line
+    # starts with "{" (so is not blank) and is within the cap.
+    objects_only = data[:1] == b"{" and _LINE_NOT_AN_OBJECT.search(data) is None
+    # A line nests at most as deep as it has opening brackets: their most on
+    # one line, counted on the brackets alone, bounds every line's depth.
+    marks = data.translate(None, _NOT_BRACKETS)
+    brackets = MAX_JSON_DEPTH if _DEEP_MARKS.search(marks) is None else max(map(len, marks.split(b"\n")))
+    del marks
     raw_lines = data.split(b"\n")
     del data
     if raw_lines and not raw_lines[-1].strip():
         raw_lines.pop()  # the final newline, or trailing blank text
-    # Common case, checked at C speed: no oversized and no blank line.
-    # Common case, checked at C speed without copying a line: every line is
-    # within the cap and starts with "{" (so is not blank).
-    if not raw_lines or (
-        max(map(len, raw_lines)) <= max_line_bytes
-        and all(map(bytes.startswith, raw_lines, repeat(b"{")))
-    ):
-        return list(range(1, len(raw_lines) + 1)), raw_lines, []
+    if not raw_lines or (objects_only and max(map(len, raw_lines)) <= max_line_bytes):
+        return list(range(1, len(raw_lines) + 1)), raw_lines, [], brackets
     problems: list[Problem] = []
     numbers: list[int] = []
     lines: list[bytes] = []
@@ -344,22 +364,19 @@ def _read_lines(path: Path, max_line_bytes: int) -> tuple[list[int], list[bytes]
         if raw.strip():
             numbers.append(lineno)
             lines.append(raw)
-    return numbers, lines, problems
+    return numbers, lines, problems, brackets
 
 
-def _deep_lines(lines: list[bytes], objs: list[Any]) -> list[int]:
+def _deep_lines(lines: list[bytes], objs: list[Any], brackets: int) -> list[int]:
     """Indices of the parsed lines nested deeper than :data:`MAX_JSON_DEPTH`.
 
     orjson stops at 1,024 levels, but Python's own recursion (``json.dumps``
     of a payload, comparing two payloads) stops near 1,000: a line between
     the two would load and then crash a later step. A line can only nest as
-    deep as it has brackets, counted at C speed, so only the few lines with
-    more brackets than the bound are walked.
+    deep as it has brackets (``brackets``: the most on one line, counted at C
+    speed by :func:`_read_lines`), so only lines with more are walked.
     """
-    if not lines:
-        return []
-    most = max(map(bytes.count, lines, repeat(b"["))) + max(map(bytes.count, lines, repeat(b"{")))
-    if most <= MAX_JSON_DEPTH:
+    if not lines or brackets <= MAX_JSON_DEPTH:
         return []
     return [
         i for i, raw in enumerate(lines)
@@ -368,7 +385,7 @@ def _deep_lines(lines: list[bytes], objs: list[Any]) -> list[int]:
     ]
 
 
-def _parse(path: Path, numbers: list[int], lines: list[bytes]) -> tuple[list[Any], list[Problem]]:
+def _parse(path: Path, numbers: list[int], lines: list[bytes], brackets: int) -> tuple[list, list[Problem]]:
     """Parse every line on its own (a line is a record: nothing may span two).
 
     orjson (which also rejects invalid UTF-8) parses a clean file in one
@@ -377,7 +394,7 @@ def _parse(path: Path, numbers: list[int], lines: list[bytes]) -> tuple[list[Any
     Lines nested deeper than :data:`MAX_JSON_DEPTH` are problems on both paths.
     """
     objs, problems = _parse_lines(path, numbers, lines)
-    deep = _deep_lines(lines, objs)
+    deep = _deep_lines(lines, objs, brackets)
     if deep:
         spath = str(path)
         for i in deep:
@@ -393,7 +410,7 @@ def _parse_lines(
     loads = orjson.loads
     with _gc_paused():
         try:
-            return [loads(raw) for raw in lines], []
+            return list(map(loads, lines)), []
         except orjson.JSONDecodeError:
             pass
         problems: list[Problem] = []
@@ -427,23 +444,11 @@ def _parse_lines(
 _BAD = object()
 
 
-def _columns_fast(objs: list[Any], tenant: str | None) -> Holdout | None:
-    """Validate a clean file column by column, or return None.
-
-    The common case (plain lines, string ids, well-formed slices, unique ids)
-    is checked at C speed, one comprehension per field, instead of a Python
-    call per row; slice tags are checked once per distinct tag. Anything
-    unusual returns None and the caller falls back to :func:`normalize_query`
-    line by line, which produces the located problems; the two agree on every
-    input (``tests/test_holdout.py`` checks it).
-    """
-    if not objs:
-        return None
-    # One pass over the rows for every field that is only checked, while each
-    # dict is in cache: the first present prompt alias, the tenant, cluster and
-    # added_at must be strings (normalize_query's rules), and no row may look
-    # like a 0.5.4 wrapped line (those take the careful path).
-    if any(
+def _rows_checked_slowly(objs: list[Any], tenant: str | None) -> bool:
+    """The per-row rules of :func:`_columns_fast`, exactly, one Python pass: the first present
+    prompt alias, the tenant, cluster and added_at are strings (normalize_query's rules), and
+    no row looks like a 0.5.4 wrapped line (those take the careful path)."""
+    return not any(
         type(o) is not dict or "payload" in o
         or (
             ((p := o.get("prompt")) is None and (p := o.get("question")) is None
@@ -457,52 +462,137 @@ def _columns_fast(objs: list[Any], tenant: str | None) -> Holdout | None:
         or ((c := o.get("cluster")) is not None and type(c) is not str)
         or ((a := o.get("added_at")) is not None and type(a) is not str)
         for o in objs
-    ):
-        return None
-    # normalize_query's precedence: id, then question_id, then query_id
-    ids = [o.get("id") for o in objs]
-    if None in ids:
-        ids = [
-            a if a is not None else (b if (b := o.get("question_id")) is not None else o.get("query_id"))
-            for a, o in zip(ids, objs)
-        ]
-    if not all(type(i) is str and i and not i.isspace() for i in ids):
-        return None
-    if len(set(ids)) != len(ids):
-        return None
-    raw_slices = [o.get("slices") for o in objs]
-    if not all(x is None or type(x) is list for x in raw_slices):
-        return None
-    # every tag a "key=value" string: checked once per distinct tag
-    try:
-        distinct = dict.fromkeys(chain.from_iterable(x for x in raw_slices if x))
-    except TypeError:  # an unhashable element (a list, an object)
-        return None
-    if not all(
-        type(t) is str and "=" in t and t[0] != "=" and len(t) <= MAX_SLICE_TAG_CHARS
-        for t in distinct
-    ):
-        return None
-    if not all(
-        x is None or (n := len(x)) < 2
-        or (n == 2 and x[0] != x[1])
-        or (n == 3 and x[0] != x[1] and x[0] != x[2] and x[1] != x[2])
-        or (n > 3 and len(set(x)) == n)
-        for x in raw_slices
-    ):
-        return None
-    slices = [x if x is not None else () for x in raw_slices]
-    clusters = [o.get("cluster") for o in objs]
-    added = [o.get("added_at") for o in objs]
-    return Holdout(
-        path=None,
-        ids=ids,
-        payloads=objs,
-        slices=slices,
-        clusters=clusters,
-        added_at=added,
-        accepted_by=[None] * len(objs),
     )
+
+
+_NONE_OR_STR = frozenset((type(None), str))
+
+
+def _column(objs: list[dict[str, Any]], key: str, keys: set[Any]) -> list[Any]:
+    """``[o.get(key) for o in objs]`` at C speed (all None when no row has ``key``)."""
+    if key not in keys:
+        return [None] * len(objs)
+    return list(map(dict.get, objs, repeat(key)))
+
+
+def _types(objs: list[dict[str, Any]], key: str) -> set[type]:
+    return set(map(type, map(dict.get, objs, repeat(key))))
+
+
+_CHUNK = 4096  # rows checked together, while their dicts are in the CPU's cache
+
+
+def _columns_fast(objs: list[Any], tenant: str | None) -> Holdout | None:
+    """Validate a clean file column by column, or return None (see :func:`_columns_from`)."""
+    if not objs:
+        return None
+    fast = _columns_from((objs[i:i + _CHUNK] for i in range(0, len(objs), _CHUNK)), tenant)
+    if fast is not None:
+        fast.payloads = objs
+    return fast
+
+
+def _parsed_chunks(lines: list[bytes], out: list[Any]) -> Iterator[list[Any]]:
+    """Parse ``lines`` a chunk at a time (also appended to ``out``) for :func:`_columns_from`
+    to check each chunk as it is made; a line that is not JSON raises ``JSONDecodeError``."""
+    loads = orjson.loads
+    for i in range(0, len(lines), _CHUNK):
+        chunk = list(map(loads, lines[i:i + _CHUNK]))
+        out.extend(chunk)
+        yield chunk
+
+
+def _columns_from(chunks: Iterable[list[Any]], tenant: str | None) -> Holdout | None:
+    """Validate the rows of a clean file, chunk after chunk, or return None (``payloads`` unset).
+
+    The common case (plain lines, string ids, well-formed slices, unique ids) is checked at C
+    speed, one ``map`` per field some row of the chunk has; slice tags are checked once each and
+    coded as they come. Anything unusual returns None: the caller falls back to
+    :func:`normalize_query` line by line, which locates the problems (the two agree on every
+    input: ``tests/test_holdout.py``)."""
+    import numpy as np
+
+    ids: list[Any] = []
+    # columns; each chunk's tag codes, tag counts and id hashes (no two equal: no id twice)
+    slices, clusters, added, codes, counts, hashes = [], [], [], [], [], []
+    lookup: dict[str, int] = {}  # tag -> code, in order of first appearance
+    for objs in chunks:
+        if set(map(type, objs)) != {dict}:
+            return None
+        keys: set[Any] = set().union(*objs)  # every field a row of the chunk has
+        # Sufficient for _rows_checked_slowly: every present alias of the prompt, the tenant,
+        # cluster and added_at is null or a string (and a tenant, the one asked for).
+        # When that does not hold, the exact per-row rule decides.
+        settled = "payload" not in keys and all(
+            _types(objs, key) <= _NONE_OR_STR
+            for key in (*PROMPT_KEYS, "tenant", "tenant_id", "cluster", "added_at") if key in keys
+        ) and (tenant is None or all(
+            set(map(dict.get, objs, repeat(key))) <= {None, tenant} for key in ("tenant", "tenant_id") if key in keys
+        ))
+        if not settled and not _rows_checked_slowly(objs, tenant):
+            return None
+        # normalize_query's precedence: id, then question_id, then query_id
+        col: list[Any] | None = None
+        id_types: set[type] = set()
+        for key in ID_KEYS:
+            if key in keys:
+                more = list(map(dict.get, objs, repeat(key)))
+                col = more if col is None else [a if a is not None else b for a, b in zip(col, more)]
+                id_types = set(map(type, col))
+                if type(None) not in id_types:
+                    break
+        if col is None or id_types != {str} or not all(col) or any(map(str.isspace, col)):
+            return None  # a missing, non-string, empty or blank id
+        ids += col
+        hashes.append(np.fromiter(map(hash, col), dtype=np.int64, count=len(col)))
+        sl = _column(objs, "slices", keys)
+        sl_types = set(map(type, sl))
+        if not sl_types <= {type(None), list}:
+            return None
+        if type(None) in sl_types:
+            sl = [x if x is not None else () for x in sl]
+        flat = list(chain.from_iterable(sl))
+        try:
+            try:
+                code = np.fromiter(map(lookup.__getitem__, flat), dtype=np.int64, count=len(flat))
+            except KeyError:  # new tags: every tag a "key=value" string, checked once each
+                for t in dict.fromkeys(flat):
+                    if t not in lookup:
+                        if not (type(t) is str and "=" in t and t[0] != "=" and len(t) <= MAX_SLICE_TAG_CHARS):
+                            return None
+                        lookup[t] = len(lookup)
+                code = np.fromiter(map(lookup.__getitem__, flat), dtype=np.int64, count=len(flat))
+        except TypeError:  # an unhashable element (a list, an object)
+            return None
+        codes.append(code)
+        counts.append(np.fromiter(map(len, sl), dtype=np.int64, count=len(sl)))
+        slices += sl
+        clusters += _column(objs, "cluster", keys)
+        added += _column(objs, "added_at", keys)
+    n = len(ids)
+    h = np.sort(np.concatenate(hashes)) if n else None
+    if h is None or ((h[1:] == h[:-1]).any() and len(set(ids)) != n):
+        return None  # no rows, or an id twice
+    tc = TagCodes(list(lookup), np.concatenate(codes), np.concatenate(counts))
+    if _tag_twice_in_a_row(tc, slices):
+        return None
+    return Holdout(path=None, ids=ids, slices=slices, clusters=clusters, added_at=added,
+                   accepted_by=[None] * n, tag_codes=tc)
+
+
+def _tag_twice_in_a_row(tc: TagCodes, slices: list[Any]) -> bool:
+    """Whether some row lists a tag twice: its k-th and j-th codes compared for every row at once."""
+    import numpy as np
+
+    most = int(tc.counts.max()) if tc.counts.size else 0
+    if most > 8:
+        return sum(map(len, map(set, slices))) != len(tc.codes)
+    starts = np.cumsum(tc.counts) - tc.counts
+    for j in range(1, most):
+        rows = starts[tc.counts > j]
+        if any(np.any(tc.codes[rows + k] == tc.codes[rows + j]) for k in range(j)):
+            return True
+    return False
 
 
 def load_holdout(
@@ -515,17 +605,27 @@ def load_holdout(
 ) -> Holdout:
     """Load and validate a holdout file, raising :class:`HoldoutError` listing every problem."""
     path = Path(path)
-    numbers, lines, problems = _read_lines(path, max_line_bytes)
-    objs, parse_problems = _parse(path, numbers, lines)
-    problems.extend(parse_problems)
-    if not problems:
+    numbers, lines, problems, brackets = _read_lines(path, max_line_bytes)
+    fast = None
+    if not problems and brackets <= MAX_JSON_DEPTH and lines:
+        # The common case: every chunk of lines is checked as soon as it is parsed.
+        objs: list[Any] = []
         with _gc_paused():
-            fast = _columns_fast(objs, tenant)
+            try:
+                fast = _columns_from(_parsed_chunks(lines, objs), tenant)
+            except orjson.JSONDecodeError:
+                pass
         if fast is not None:
-            fast.path = path
-            fast.lines = numbers
-            fast.raw_lines = lines if keep_raw else None
-            return fast
+            fast.payloads = objs
+    if fast is None:
+        objs, parse_problems = _parse(path, numbers, lines, brackets)
+        problems.extend(parse_problems)
+        if not problems and brackets > MAX_JSON_DEPTH:
+            with _gc_paused():
+                fast = _columns_fast(objs, tenant)
+    if fast is not None:
+        fast.path, fast.lines, fast.raw_lines = path, numbers, lines if keep_raw else None
+        return fast
     holdout = Holdout(path=path, raw_lines=[] if keep_raw else None)
     first_line: dict[str, int] = {}
     n_wrapped = 0
@@ -534,22 +634,19 @@ def load_holdout(
         for lineno, obj, raw in zip(numbers, objs, lines):
             if obj is _BAD:
                 continue
-            try:
-                q = normalize_query(obj, allow_bare_tags=allow_bare_tags)
-            except ValueError as exc:
-                problems.append(Problem(spath, lineno, str(exc)))
+            # every problem of the line, not only its first
+            found: list[str] = []
+            q = _normalize(obj, allow_bare_tags, found)
+            if q is not None and q.id:
+                if q.id in first_line:
+                    found.append(f"duplicate id {q.id!r} (first at line {first_line[q.id]})")
+                else:
+                    first_line[q.id] = lineno
+            if q is not None and tenant is not None and q.tenant is not None and q.tenant != tenant:
+                found.append(f"tenant {q.tenant!r} does not match --tenant {tenant!r}")
+            if q is None or found:
+                problems.extend(Problem(spath, lineno, m) for m in found)
                 continue
-            if q.id in first_line:
-                problems.append(
-                    Problem(spath, lineno, f"duplicate id {q.id!r} (first at line {first_line[q.id]})")
-                )
-                continue
-            if tenant is not None and q.tenant is not None and q.tenant != tenant:
-                problems.append(
-                    Problem(spath, lineno, f"tenant {q.tenant!r} does not match --tenant {tenant!r}")
-                )
-                continue
-            first_line[q.id] = lineno
             n_wrapped += q.wrapped
             holdout.ids.append(q.id)
             holdout.payloads.append(q.payload)
@@ -649,8 +746,8 @@ def import_queries(
     path, source = Path(path), Path(source)
     if not source.exists():
         raise InvalidInputError(f"file not found: {source}")
-    numbers, lines, skipped = _read_lines(source, max_line_bytes)
-    objs, parse_problems = _parse(source, numbers, lines)
+    numbers, lines, skipped, brackets = _read_lines(source, max_line_bytes)
+    objs, parse_problems = _parse(source, numbers, lines, brackets)
     skipped.extend(parse_problems)
     result = ImportResult(skipped=skipped)
     with file_lock(path):
@@ -687,17 +784,15 @@ def import_queries(
                     skipped.append(Problem(str(source), lineno, str(exc)))
                     continue
                 if q.tenant is not None and q.tenant != tenant:
-                    skipped.append(
-                        Problem(str(source), lineno, f"tenant {q.tenant!r} does not match --tenant {tenant!r}")
-                    )
+                    msg = f"tenant {q.tenant!r} does not match --tenant {tenant!r}"
+                    skipped.append(Problem(str(source), lineno, msg))
                     continue
                 if q.id in seen:
                     skipped.append(Problem(str(source), lineno, f"duplicate id {q.id!r} ({seen[q.id]})"))
                     continue
                 seen[q.id] = f"first at line {lineno} of {source}"
-                new_lines.append(
-                    _record_line(q, tenant=tenant, accepted_by=accepted_by, wrapped=wrapped, now=now)
-                )
+                rec_line = _record_line(q, tenant=tenant, accepted_by=accepted_by, wrapped=wrapped, now=now)
+                new_lines.append(rec_line)
                 result.imported.append(q.id)
         if new_lines:
             _rewrite(path, holdout, new_lines)

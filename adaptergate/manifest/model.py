@@ -189,7 +189,9 @@ class ManifestGate(_Model):
     """Gate settings for the tenant (the CLI's options; unset = the tool's default)."""
 
     epsilon: float | None = None
-    slice_epsilon: float | None = None
+    slice_epsilon: float | Literal["off"] | None = Field(
+        None, description="The slice margin, or 'off' (the aggregate only); unset: 0.10 under the stat rule.",
+    )
     slice_min_size: int | None = None
     min_holdout_size: int | None = None
     metric: str | None = None
@@ -202,6 +204,16 @@ class ManifestGate(_Model):
     backend: Literal["peft", "vllm", "openai"] | None = None
     """Which engine scores the tenant (the server's URL and key are the workflow's, never the manifest's)."""
     judge: ManifestJudge | None = None
+
+    @field_validator("slice_epsilon", mode="before")
+    @classmethod
+    def _slice_off(cls, v: Any) -> Any:
+        # YAML reads an unquoted `off` (or `no`, `false`) as false: that means off, never a margin of 0
+        if v is False or (isinstance(v, str) and v.strip().lower() == "off"):
+            return "off"
+        if v is True:
+            raise ValueError("must be a number or 'off', got true")
+        return v
 
 
 class TrainingConfig(_Model):
@@ -601,6 +613,11 @@ def _declared_base_matches(declared: str, ref: BaseModelRef, base_dir: Path | No
     return False
 
 
+def _base_named(ref: BaseModelRef) -> str:
+    """The manifest's base model as a problem line names it: its id, and its path when given."""
+    return ref.id if not ref.path else f"{ref.id} at {ref.path}"
+
+
 def verify_change(change: TenantChange, root: Path, *, check_base_hash: bool = True) -> Verified:
     """Check the head entry of a promotion/rollback/new tenant before anything is scored.
 
@@ -669,11 +686,14 @@ def verify_change(change: TenantChange, root: Path, *, check_base_hash: bool = T
     except (OSError, ValueError) as exc:
         probs.append(ManifestProblem(tenant, "adapter", f"a readable {cfg_path}", str(exc)))
     if isinstance(declared, str) and not _declared_base_matches(declared, head.base_model, base_dir):
-        probs.append(ManifestProblem(tenant, "base_model", f"{head.base_model.id} (the adapter's declared base)",
-                             f"{head.base_model.id} in the manifest, {declared} in adapter_config.json"))
+        # expected: what the manifest says; got: what the adapter declares
+        probs.append(ManifestProblem(tenant, "base_model", f"{_base_named(head.base_model)} (the manifest's base model)",
+                             f"{declared} (the adapter's declared base, adapter_config.json"
+                             " base_model_name_or_path)"))
     card = head.card or read_card(adapter_dir)
     if card is not None and card.base_model and not _declared_base_matches(card.base_model, head.base_model, base_dir):
-        probs.append(ManifestProblem(tenant, "card.base_model", head.base_model.id, card.base_model))
+        probs.append(ManifestProblem(tenant, "card.base_model", f"{_base_named(head.base_model)} (the manifest's"
+                                     " base model)", f"{card.base_model} (the adapter card's)"))
 
     if check_base_hash and head.base_model.sha256 is not None:
         if base_dir is None or not base_dir.is_dir():

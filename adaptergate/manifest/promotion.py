@@ -104,6 +104,7 @@ def promote(
     bump: Bump | None = None,
     version: str | None = None,
     base_model: str | None = None,
+    base_model_path: Path | None = None,
     holdout: Path | None = None,
     card_file: Path | None = None,
     creator: str | None = None,
@@ -117,7 +118,11 @@ def promote(
     now: datetime | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> PromotionResult:
-    """Point ``tenant`` at the adapter in ``adapter_dir`` under a higher version; write the manifest."""
+    """Point ``tenant`` at the adapter in ``adapter_dir`` under a higher version; write the manifest.
+
+    ``base_model_path``: the base's local directory, stored as ``base_model.path`` (relative
+    to the manifest); an adapter whose ``adapter_config.json`` names its base by that
+    directory (the path it was trained from) then matches the manifest's base."""
     env = os.environ if environ is None else environ
     now = now or utc_now()
     if not tenant or tenant != tenant.strip():
@@ -180,6 +185,10 @@ def promote(
     else:
         assert current is not None
         base = current.base_model
+    if base_model_path is not None:
+        if not base_model_path.is_dir():
+            raise InvalidInputError(f"--base-model-path {base_model_path}: not a directory (the base model's files)")
+        base = base.model_copy(update={"path": _relative(base_model_path, root)})
     if holdout is not None:
         if not holdout.is_file():
             raise InvalidInputError(f"holdout {holdout} not found")
@@ -213,7 +222,12 @@ def promote(
     change = TenantChange(tenant, "new" if current is None else "promotion", current, entry)
     problems = verify_change(change, root, check_base_hash=False).problems
     if problems:
-        raise problems_error(problems, f"promote {tenant}")
+        error = problems_error(problems, f"promote {tenant}")
+        if base.path is None and any(p.field == "base_model" for p in problems):
+            error.message += (" — if the adapter names its base by a local directory, give that directory as"
+                              " --base-model-path (stored as base_model.path)")
+            error.args = (error.message,)
+        raise error
 
     if not dry_run:
         tenants = dict(manifest.tenants)

@@ -3,7 +3,7 @@
 :class:`GateJob` holds everything a caller chose (ids, holdout, scorer or
 model, the decision settings given explicitly, the files to record to);
 :func:`run_job` resolves the settings (given > ``--config`` file > built-in
-defaults), runs :func:`adaptergate.pipeline.gate.run_gate` and records the outcome in
+defaults, :func:`adaptergate.pipeline.settings.with_defaults`), runs :func:`adaptergate.pipeline.gate.run_gate` and records the outcome in
 the audit log, the replay buffer and the rows file. Both front ends stay thin:
 ``adaptergate gate`` parses flags into a job, the action parses ``INPUT_*``
 variables into the same job.
@@ -66,14 +66,14 @@ def gate_config(**kwargs: Any) -> GateConfig:
 
 
 def _request(job: GateJob):
-    from adaptergate.pipeline.settings import tenant_settings
+    from adaptergate.pipeline.settings import tenant_settings, with_defaults
     from adaptergate.pipeline.gate import GateRequest
 
     unknown = set(job.settings) - set(SETTING_NAMES)
     if unknown:
         raise UsageError("unknown decision setting(s): " + ", ".join(sorted(unknown)))
     given = {k: v for k, v in job.settings.items() if v is not None}
-    settings = {**tenant_settings(job.config_path, job.tenant), **given}
+    settings = with_defaults({**tenant_settings(job.config_path, job.tenant), **given})
     config = gate_config(
         **settings, require_calibration=job.require_calibration, sample=job.sample, sample_seed=job.sample_seed,
     )
@@ -130,13 +130,14 @@ def run_job(job: GateJob, *, progress: Callable[[int], None] | None = None) -> G
     is written to the audit log first.
     """
     from adaptergate.pipeline.gate import run_gate
-    from adaptergate.pipeline.ledger import AuditLog, ReplayBuffer, write_rows
 
-    request = _request(job)
+    request = _request(job)  # (the ledger below is imported only when something is recorded)
     try:
         decision = run_gate(request, progress=progress)
     except ScorerError as exc:
         if job.audit_log is not None:
+            from adaptergate.pipeline.ledger import AuditLog
+
             AuditLog(job.audit_log).append_error(
                 tenant_id=request.tenant, candidate_id=request.candidate, baseline_id=request.baseline,
                 error=exc.message, exit_code=int(exc.exit_code), traceback_text=exc.traceback_text,
@@ -149,9 +150,15 @@ def run_job(job: GateJob, *, progress: Callable[[int], None] | None = None) -> G
     if job.holdout_label is not None:
         decision.holdout_path = job.holdout_label
     if job.audit_log is not None:
+        from adaptergate.pipeline.ledger import AuditLog
+
         AuditLog(job.audit_log).append(decision)
     if job.replay_path is not None and not decision.accepted:
+        from adaptergate.pipeline.ledger import ReplayBuffer
+
         ReplayBuffer(job.replay_path, tenant_id=request.tenant).add(decision)
     if job.rows_out is not None:
+        from adaptergate.pipeline.ledger import write_rows
+
         write_rows(job.rows_out, decision)
     return decision

@@ -303,11 +303,10 @@ def write_rows(path: str | os.PathLike[str], decision: GateDecision) -> None:
     previous file as it was.
     """
     target = Path(path)
+    # one encoder for every row: json.dumps(row, ensure_ascii=False) builds a new one per call
+    encode = json.JSONEncoder(ensure_ascii=False).encode
     try:
-        atomic_write(
-            target,
-            ((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8") for row in decision.per_query),
-        )
+        atomic_write(target, ((encode(row) + "\n").encode("utf-8") for row in decision.per_query))
     except OSError as exc:
         raise StorageError(
             f"cannot write {target}: {exc.strerror or exc} (the file was left as it was)"

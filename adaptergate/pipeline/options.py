@@ -24,6 +24,7 @@ from adaptergate.errors import UsageError
 from adaptergate.models import SETTING_NAMES
 
 __all__ = [
+    "BOOL_SPELLINGS",
     "GateOptions",
     "JUDGE_OPTIONS",
     "MANIFEST_OVERRIDES",
@@ -31,6 +32,7 @@ __all__ = [
     "cli_flag",
     "judge_settings",
     "options_from_strings",
+    "parse_bool",
 ]
 
 Decision = Literal["stat", "threshold"]
@@ -90,7 +92,9 @@ class GateOptions:
     on_inconclusive: Literal["accept", "reject"] | None = None
     multiplicity: Literal["holm", "bh"] | None = None
     epsilon: float | None = None
-    slice_epsilon: float | None = None
+    slice_epsilon: float | Literal["off"] | None = None
+    """A slice margin, or ``"off"`` (aggregate only); not given: 0.10 under the stat rule, none
+    under the threshold rule (:func:`adaptergate.pipeline.settings.with_defaults`)."""
     slice_min_size: int | None = None
     min_holdout_size: int | None = None
     strict: bool | None = None
@@ -153,22 +157,33 @@ MANIFEST_OVERRIDES: tuple[str, ...] = (
 
 
 def _kind(annotation: Any) -> tuple[type | None, tuple[str, ...] | None]:
-    """(scalar type, Literal choices) of an optional field annotation."""
+    """(scalar type, Literal choices) of an optional field annotation: ``Literal[...]`` alone is
+    (str, choices); a number that also takes words (``float | Literal["off"]``) is (float, choices)."""
     hint = annotation
     args = [a for a in get_args(hint) if a is not type(None)] if get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    choices = tuple(c for a in args if get_origin(a) is Literal for c in get_args(a)) or None
     for a in args:
-        if get_origin(a) is Literal:
-            return str, tuple(get_args(a))
-    for a in args:
-        if a in (bool, int, float, str, Path):
-            return a, None
+        if a in (bool, int, float, Path) or (a is str and choices is None):
+            return a, choices
         if get_origin(a) is tuple:
-            return tuple, None
-    return str, None
+            return tuple, choices
+    return str, choices
 
 
 _HINTS = typing.get_type_hints(GateOptions)
-_BOOL = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+BOOL_SPELLINGS: dict[str, bool] = {
+    "true": True, "false": False,  # YAML 1.2 (true, True, TRUE: any case here), @actions/core's getBooleanInput
+    "yes": True, "no": False, "on": True, "off": False, "1": True, "0": False,  # what 0.5.4 and earlier inputs took
+}
+"""Every spelling of a switch a front end takes (Action inputs, ``comment``, the settings file),
+matched case-insensitively, after surrounding whitespace is stripped."""
+
+
+def parse_bool(text: str) -> bool | None:
+    """The switch ``text`` spells (:data:`BOOL_SPELLINGS`), or None when it is not one. The one
+    boolean parser: Action inputs, options given as strings and ``comment: true|false|on-failure``."""
+    return BOOL_SPELLINGS.get(text.strip().lower())
 
 
 def options_from_strings(raw: dict[str, str], *, label: str = "input '{}'",
@@ -184,19 +199,23 @@ def options_from_strings(raw: dict[str, str], *, label: str = "input '{}'",
             continue
         kind, choices = _kind(_HINTS[name])
         shown = label.format(name.replace("_", "-"))
-        if choices is not None:
-            if text.lower() not in choices:
-                raise UsageError(f"{shown} must be one of {', '.join(choices)}, got {text!r}")
+        if choices is not None and text.lower() in choices:
             out[name] = text.lower()
+        elif choices is not None and kind not in (int, float):
+            raise UsageError(f"{shown} must be one of {', '.join(choices)}, got {text!r}")
         elif kind is bool:
-            if text.lower() not in _BOOL:
+            flag = parse_bool(text)
+            if flag is None:
                 raise UsageError(f"{shown} must be true or false, got {text!r}")
-            out[name] = _BOOL[text.lower()]
+            out[name] = flag
         elif kind in (int, float):
             try:
                 out[name] = kind(text)
             except ValueError:
-                raise UsageError(f"{shown} must be {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+                what = 'a whole number' if kind is int else 'a number'
+                if choices:
+                    what += " or " + " or ".join(choices)
+                raise UsageError(f"{shown} must be {what}, got {text!r}") from None
         elif kind is tuple:
             out[name] = tuple(ln.strip() for ln in text.splitlines() if ln.strip())
         elif kind is Path:

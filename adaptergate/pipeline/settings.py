@@ -8,7 +8,8 @@
 
 ``adaptergate calibrate --write`` fills it; ``adaptergate gate --config``
 reads it. A value given on the command line wins over the file, and the file
-wins over the built-in defaults.
+wins over the built-in defaults (:func:`with_defaults`: the defaults that depend
+on the rule, such as slice gating under the statistical rule).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from adaptergate.errors import InvalidInputError
-from adaptergate.models import SETTING_NAMES, GateConfig
+from adaptergate.models import DEFAULT_SLICE_EPSILON, SETTING_NAMES, SLICE_GATING_OFF, GateConfig
 from adaptergate.storage import atomic_write, file_lock
 
 CONFIG_SCHEMA_VERSION = 1
@@ -78,3 +79,23 @@ def write_tenant_settings(path: Path, tenant: str, values: dict[str, Any], calib
         cfg.tenants[tenant] = current.model_copy(update={**values, "calibration": calibration})
         text = cfg.model_dump_json(indent=2, exclude_none=True) + "\n"
         atomic_write(path, [text.encode("utf-8")], locked=True)
+
+
+def with_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` (given and settings-file values, by name) with the defaults that depend on
+    the decision rule filled in, ready for :class:`~adaptergate.models.GateConfig`.
+
+    Under the statistical rule (the default) slices are gated at
+    :data:`~adaptergate.models.DEFAULT_SLICE_EPSILON` unless a slice margin was given;
+    ``slice_epsilon`` ``"off"`` gates the aggregate only. The threshold rule
+    (``--decision threshold``, ``ADAPTERGATE_DECISION=threshold``) keeps adaptergate
+    0.5.4's defaults exactly: no slice gating unless a margin is given.
+    """
+    out = dict(settings)
+    rule = out.get("decision") or GateConfig.model_fields["decision"].default
+    value = out.get("slice_epsilon")
+    if isinstance(value, str) and value.strip().lower() == SLICE_GATING_OFF:
+        out["slice_epsilon"] = None
+    elif value is None and rule == "stat":
+        out["slice_epsilon"] = DEFAULT_SLICE_EPSILON
+    return out

@@ -15,7 +15,9 @@ The token is never logged or put into an error message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Sequence
 
 from adaptergate.publish.base import CheckRunResult, CommentResult, PublishError, truncate_markdown
@@ -47,6 +49,35 @@ BOT_LOGIN = "github-actions[bot]"
 """Who a workflow's GITHUB_TOKEN posts as (GET /user is refused to that token)."""
 
 _log = logging.getLogger("adaptergate.publish.github")
+
+_RETRY_LOGGER = "github.GithubRetry"
+"""PyGithub's retry logger: it logs every 403 (at INFO, and PyGithub sets the ``github`` logger
+to INFO with a handler of its own when imported), the expected one of ``GET /user`` included."""
+
+
+class _ExpectedUserForbidden(logging.Filter):
+    """Drops PyGithub's "Request GET /user failed with 403" while :meth:`GitHubPublisher.identity`
+    asks who the token is: a workflow's GITHUB_TOKEN (an installation token) may not read
+    ``/user``, which is how the bot's login is recognised, not a problem worth a log line."""
+
+    _EXPECTED = re.compile(r"^Request GET \S*/user failed with 40[134]\b")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            return not self._EXPECTED.match(record.getMessage())
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is not ours to drop
+            return True
+
+
+@contextmanager
+def _quiet_expected_user_forbidden() -> Iterator[None]:
+    logger = logging.getLogger(_RETRY_LOGGER)
+    quiet = _ExpectedUserForbidden()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -155,7 +186,8 @@ class GitHubPublisher:
             from github import GithubException
 
             try:
-                self._login = self._gh.get_user().login
+                with _quiet_expected_user_forbidden():
+                    self._login = self._gh.get_user().login
             except GithubException as exc:
                 # An installation token (GITHUB_TOKEN, a GitHub App) may not read /user.
                 if exc.status not in (401, 403, 404):

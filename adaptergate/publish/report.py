@@ -87,10 +87,19 @@ class Target:
     """The commit that gets the check run (a pull request's head); None: no check run."""
     run_url: str | None = None
     """The run whose log and summary hold the full report: linked from the reports and the check run."""
+    server_url: str = "https://github.com"
+    """The forge's web address: the head commit is linked as ``{server_url}/{repository}/commit/{sha}``."""
 
     @property
     def links(self) -> dict[str, str] | None:
-        return {"run": self.run_url} if self.run_url else None
+        """What the reports link to: the workflow run and the repository (the head commit's link
+        is made from it and :attr:`head_sha`)."""
+        links = {}
+        if self.run_url:
+            links["run"] = self.run_url
+        if self.repository and self.server_url:
+            links["repository"] = f"{self.server_url.rstrip('/')}/{self.repository}"
+        return links or None
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,10 @@ def check_conclusion(decision: Any) -> str:
 
 
 def check_title(decision: Any) -> str:
+    """One line: the verdict, the change, the driver of a rejection; an acceptance with a
+    collapsed slice names it (a reviewer sees the title without opening the check)."""
+    from adaptergate.report.view import collapsed_slices
+
     if decision.accepted and decision.approval == "review":
         policy = decision.policy
         why = "this pull request changes its own gate policy" if policy is not None and policy.needs_review \
@@ -197,6 +210,11 @@ def check_title(decision: Any) -> str:
     driver = decision.driver_slice
     if driver is not None and not decision.accepted:
         title += f", driver {driver.slice_tag}"
+    collapsed = collapsed_slices(decision) if decision.accepted else []
+    if collapsed:
+        s = collapsed[0]
+        more = f" (and {len(collapsed) - 1} more)" if len(collapsed) > 1 else ""
+        title += f", but slice {s.slice_tag} collapsed {s.score_baseline:.3f} → {s.score_candidate:.3f}{more}"
     return inert(title)[:255]
 
 
@@ -208,6 +226,18 @@ def _runnable(conclusion: str, target: Target) -> str:
 # --------------------------------------------------------------------------
 # Posting
 # --------------------------------------------------------------------------
+
+
+def _fit(text: str, limit: int, pointer: str) -> str:
+    """``text`` cut to ``limit`` (:func:`truncate_markdown`), every ``<details>`` it leaves open
+    closed before the pointer (reports nest them: the failing ids inside the statistics)."""
+    out = truncate_markdown(text, limit - 64, pointer)
+    missing = out.count("<details>") - out.count("</details>")
+    if missing > 0:
+        at = out.rfind("\n\n" + pointer.strip())
+        at = at if at >= 0 else len(out)
+        out = out[:at] + "\n</details>\n" * missing + out[at:]
+    return out
 
 
 def _pointer(target: Target, where: str) -> str:
@@ -226,7 +256,7 @@ def post_comment(
 ) -> str:
     """Create or update the sticky comment (cut to the publisher's limit); its URL, or '' (warned)."""
     assert target.pr is not None
-    body = truncate_markdown(scrub(body), publisher.comment_limit - 100, _pointer(target, "This comment"))
+    body = _fit(scrub(body), publisher.comment_limit - 100, _pointer(target, "This comment"))
     try:
         result = publisher.upsert_comment(target.pr, body, marker=marker, create=create)
     except PublishError as exc:
@@ -247,7 +277,7 @@ def post_check(
     Returns its URL ('' when posting failed, warned) and the PublishError, if any.
     """
     assert target.head_sha is not None
-    summary = truncate_markdown(scrub(summary), publisher.summary_limit - 100, _pointer(target, "This summary"))
+    summary = _fit(scrub(summary), publisher.summary_limit - 100, _pointer(target, "This summary"))
     try:
         result = publisher.finish_check_run(
             name=name, head_sha=target.head_sha, conclusion=conclusion, title=scrub(inert(title))[:255],
@@ -282,26 +312,28 @@ def publish_decision(
     publisher: Publisher, target: Target, settings: PublishSettings, decision: Any, notes: Notes, *,
     holdout_rel: str | None, check_run: Any = None, recommendations: list[dict[str, Any]] | None = None,
 ) -> Published:
-    """One tenant's decision: the sticky comment and the check run (``check_run``: the one
-    :func:`start_check` opened, else a new one)."""
+    """One tenant's decision: the check run (``check_run``: the one :func:`start_check` opened,
+    else a new one), then the sticky comment, which links to it; both name the head commit."""
     from adaptergate.report import render, report_marker
 
     out = Published()
-    links = target.links
-    if target.pr is not None and settings.comment != "off":
-        body = render(decision, "pr-comment", show_failures=settings.show_failures, target="pr-comment",
-                      links=links, recommendations=recommendations)
-        out.comment_url = post_comment(
-            publisher, target, notes, body, marker=report_marker(decision.tenant_id),
-            create=settings.comment == "on" or not decision.accepted,
-        )
+    links = dict(target.links or {})
     if settings.check_run and target.head_sha:
         out.check_run_url, _ = post_check(
             publisher, target, notes, name=settings.check_name_for(decision.tenant_id),
             conclusion=_runnable(check_conclusion(decision), target), title=check_title(decision),
             summary=render(decision, "markdown", show_failures=settings.show_failures, target="check-run",
-                           links=links, recommendations=recommendations),
+                           links=links, head_sha=target.head_sha, recommendations=recommendations),
             annotations=check_annotations(decision, holdout_rel), external_id=decision.tenant_id, run=check_run,
+        )
+    if out.check_run_url:
+        links["check_run"] = out.check_run_url
+    if target.pr is not None and settings.comment != "off":
+        body = render(decision, "pr-comment", show_failures=settings.show_failures, target="pr-comment",
+                      links=links, head_sha=target.head_sha, recommendations=recommendations)
+        out.comment_url = post_comment(
+            publisher, target, notes, body, marker=report_marker(decision.tenant_id),
+            create=settings.comment == "on" or not decision.accepted,
         )
     return out
 
@@ -322,7 +354,8 @@ def publish_manifest(
     gated = outcome.gated
     if target.pr is not None and settings.comment != "off" and gated:
         body = render_manifest(outcome, "pr-comment", show_failures=settings.show_failures,
-                               manifest_name=manifest_name, links=links, recipes=settings.recipes)
+                               manifest_name=manifest_name, links=links, recipes=settings.recipes,
+                               head_sha=target.head_sha)
         out.comment_url = post_comment(
             publisher, target, notes, body, marker=report_marker(f"manifest:{manifest_name}"),
             create=settings.comment == "on" or outcome.exit_code != 0,
@@ -335,7 +368,7 @@ def publish_manifest(
         if d is not None:
             title = f"NEEDS REVIEW: {t.note}"[:255] if t.status == "review" else check_title(d)
             summary = render(d, "markdown", show_failures=settings.show_failures, target="check-run", links=links,
-                             recommendations=recommendations_from_file(d, settings.recipes))
+                             head_sha=target.head_sha, recommendations=recommendations_from_file(d, settings.recipes))
             annotations = check_annotations(d, holdout_rel(t))
         else:
             title = {"review": "NEEDS REVIEW", "error": "could not decide"}.get(t.status, t.status)

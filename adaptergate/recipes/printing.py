@@ -21,8 +21,10 @@ __all__ = [
 
 HONESTY_NOTE = (
     "Note: no prior applications have been logged for any matching recipe. The ranking below"
-    " reflects slice matching only, not observed efficacy. To make the ranking empirical, log"
-    " recipe outcomes via RecipeStore.add_application(...) after running a recipe."
+    " reflects slice matching only, not observed efficacy. To make the ranking empirical, record"
+    " each recipe's outcome after running it: adaptergate recipes log --recipe ID --recipes RECIPES"
+    " --decision @last-rejected --outcome @last --audit-log AUDIT (or adaptergate recipes verify,"
+    " which re-gates the new adapter and records the outcome)."
 )
 
 
@@ -72,7 +74,8 @@ def print_recommendations(
     if driver is not None:
         console.rule(Text(f"Recipes for driver slice: {driver.slice_tag}", style="bold magenta"))
     if all(r.n_uses == 0 for r in recs):
-        err_console.print(Text(HONESTY_NOTE), highlight=False)
+        note = HONESTY_NOTE if store is None else HONESTY_NOTE.replace("RECIPES", str(store.recipes_path))
+        err_console.print(Text(note), highlight=False)
     show_basis = any(r.efficacy is not None for r in recs)
     for i, r in enumerate(recs, 1):
         line = Text()

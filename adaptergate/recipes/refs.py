@@ -108,14 +108,19 @@ def _validate_decision(p: Path, lineno: int | None, obj: dict[str, Any]) -> Gate
 def settings_of(decision: GateDecision) -> dict[str, Any]:
     """The decision settings a gate job needs to re-gate under ``decision``'s
     rules (:data:`adaptergate.models.SETTING_NAMES`). A 0.5.4 record, which has no
-    ``config``, gives its threshold rule and epsilon."""
-    from adaptergate.models import SETTING_NAMES
+    ``config``, gives its threshold rule and epsilon. A rejection that gated no slice
+    gives ``slice_epsilon`` ``"off"``, so the statistical rule's default slice margin
+    does not apply to the re-gate."""
+    from adaptergate.models import SETTING_NAMES, SLICE_GATING_OFF
 
     if decision.config is None:
         return {"decision": "threshold" if decision.schema_version < 3 else decision.decision_rule,
                 "epsilon": decision.epsilon}
     cfg = decision.config.model_dump()
-    return {name: cfg[name] for name in SETTING_NAMES if name in cfg}
+    out = {name: cfg[name] for name in SETTING_NAMES if name in cfg}
+    if out.get("slice_epsilon") is None:
+        out["slice_epsilon"] = SLICE_GATING_OFF  # the rejection gated no slice: neither does the re-gate
+    return out
 
 
 SELECTORS: tuple[str, ...] = ("@last", "@last-rejected", "@last-accepted")

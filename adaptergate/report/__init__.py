@@ -7,7 +7,9 @@ Modules, one job each:
 * :mod:`~adaptergate.report.environment` — the Jinja environment and ``templates/``;
 * :mod:`~adaptergate.report.rejections` — which rules rejected, from ``decision.rejected_by``
   (inferred from the prose only for records written before it existed);
-* :mod:`~adaptergate.report.view` — the view of a decision the templates and the console read;
+* :mod:`~adaptergate.report.view` — the view of a decision the templates and the console read
+  (verdict and icon, slice table, worst queries, the commit and links);
+* :mod:`~adaptergate.report.lead` — what broke, in words: the lines every report leads with;
 * :mod:`~adaptergate.report.formats` — the formats by name (json, markdown, pr-comment, junit) and :func:`render`;
 * :mod:`~adaptergate.report.console` — :func:`print_human`, the terminal report;
 * :mod:`~adaptergate.report.manifest` — :func:`render_manifest`, the report of a manifest gate.

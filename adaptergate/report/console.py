@@ -1,4 +1,4 @@
-"""The decision printed for a terminal with rich (``--format human``, 0.5.4's layout).
+"""The decision printed for a terminal with rich (``--format human``).
 
 The report goes to one console, warnings to another (stderr), so they
 survive ``--format json > file``-style piping. User text goes through
@@ -9,24 +9,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape as rich_escape
+from rich.measure import Measurement
+from rich.padding import Padding
+from rich.segment import Segment, Segments
+from rich.table import Table
 
 from adaptergate.models import GateDecision, SliceAttribution
 from adaptergate.report.escape import MD_LONG_TEXT_LIMIT, MD_VALUE_LIMIT, rich_text
-from adaptergate.report.numbers import fmt_num, fmt_pct, fmt_score, fmt_signed
+from adaptergate.report.numbers import NBSP, finite, fmt_num, fmt_pct, fmt_score, fmt_signed, plural
+from adaptergate.report.lead import CONSOLE_WORDS, lead_lines
 from adaptergate.report.view import (
+    UNCHANGED_NAMES,
+    clean_statement,
+    collapse_note,
+    engine_view,
+    is_unchanged,
     named_ids,
     pattern_from,
     pattern_of,
     query_counts,
     show_slice_table,
-    slice_interval,
-    slice_notes,
+    slice_check,
+    slice_delta_cell,
+    slice_role,
     slice_p,
     slice_p_adjusted,
-    slice_verdict,
     sorted_slices,
     stat_view,
+    trace_view,
+    verdict_icon,
 )
 
 __all__ = ["print_human"]
@@ -40,7 +54,9 @@ def print_human(
     show_failures: int = 5,
     staleness_threshold_days: int = 30,
 ) -> None:
-    """Print the decision for a terminal (0.5.4's layout).
+    """Print the decision for a terminal: the verdict, what broke (one line per slice, as the
+    Markdown reports lead with), the numbers, the driver slice and the slice table (a rich table:
+    its columns line up; slices where no query changed are one line).
 
     The report goes to ``console``; warnings go to ``err_console`` so they
     survive ``--format json > file``-style piping.
@@ -56,27 +72,30 @@ def print_human(
     stat = stat_view(decision)
     style = "green" if decision.accepted else "red"
     verdict = "ACCEPTED" if decision.accepted else "REJECTED"
+    if decision.accepted and verdict_icon(decision) != "✅":
+        style = "yellow"
+    collapsed = collapse_note(decision)
+    note = f" — {t(collapsed)} collapsed" if collapsed else ""
     if stat is not None:
-        if stat["verdict"] == "INCONCLUSIVE":
-            style = "yellow" if decision.accepted else "red"
         title = stat["rule_title"] + (f" {stat['policy_note']}" if stat["policy_note"] else "")
-        console.rule(f"[{style}]{title}[/{style}]")
+        console.rule(f"[{style}]{title}{note}[/{style}]")
     else:
-        console.rule(f"[{style}]{verdict}[/{style}]")
+        console.rule(f"[{style}]{verdict}{note}[/{style}]")
     policy = decision.policy
     if policy is not None and policy.needs_review:
         out(f"[bold yellow]{t(policy.headline(decision.tenant_id))}[/bold yellow]")
+    for line, _ in lead_lines(decision, stat, CONSOLE_WORDS):
+        out(f"  • {line}")
     baseline = t(decision.baseline_id) if decision.baseline_id is not None else "(none)"
+    digest = trace_view(decision, None, None)["candidate_sha"]
     out(f"Tenant:    [cyan]{t(decision.tenant_id)}[/cyan]")
-    out(f"Candidate: [cyan]{t(decision.candidate_id)}[/cyan]")
+    out(f"Candidate: [cyan]{t(decision.candidate_id)}[/cyan]" + (f" (sha256 {digest})" if digest else ""))
     out(f"Baseline:  [cyan]{baseline}[/cyan]")
     out(
         f"Score:     {fmt_score(decision.score_baseline)} → {fmt_score(decision.score_candidate)}"
         f"  (Δ={fmt_signed(decision.delta)}, ε={fmt_num(decision.epsilon)})"
     )
     out(f"Held-out:  n={decision.holdout_size}")
-    from adaptergate.report.view import engine_view
-
     engine = engine_view(decision)
     if engine is not None:
         out(f"Scored by: {t(engine['text'])}")
@@ -85,11 +104,11 @@ def print_human(
     if stat is not None:
         _print_stat_block(decision, stat, out)
     else:
-        out(f"Reason:    {t(decision.reason)}")
+        out(f"Reason:    {t(clean_statement(decision.reason))}")
         reasons = [r for r in decision.reasons if r]
         if len(reasons) > 1:
             for r in reasons:
-                out(f"  • {t(r)}")
+                out(f"  • {t(clean_statement(r))}")
     if decision.judge is not None:
         _print_judge_block(decision, out)
 
@@ -134,19 +153,14 @@ def print_human(
             )
         else:
             out("\n[bold]Slice breakdown[/bold] (most-regressed first):")
-        for s in sorted_slices(decision):
-            colour = "red" if s.delta < 0 else "green"
-            notes = slice_notes(s, driver, stat=stat is not None)
-            marks = ""
-            if notes:
-                marks = "   [yellow]← " + ", ".join(notes) + "[/yellow]"
-            share = f"   {fmt_pct(s.share_of_drop)} of drop" if s.share_of_drop is not None else ""
-            columns = _rich_stat_columns(s, gated=stat["gated"]) if stat is not None else ""
-            out(
-                f"  [{colour}]{fmt_signed(s.delta)}[/{colour}]   {columns}"
-                f"{s.n_regressed}/{s.n_total} regressed{share}   "
-                f"[magenta]{t(s.slice_tag)}[/magenta]{marks}"
-            )
+        rows = [s for s in sorted_slices(decision) if not is_unchanged(s, driver)]
+        unchanged = [s.slice_tag for s in sorted_slices(decision) if is_unchanged(s, driver)]
+        if rows:
+            print_wide(console, Padding(_slice_table(decision, rows, driver, stat), (0, 0, 0, 2), expand=False))
+        if unchanged:
+            names = ", ".join(t(x, MD_VALUE_LIMIT) for x in unchanged[:UNCHANGED_NAMES])
+            more = f" and {len(unchanged) - UNCHANGED_NAMES} more" if len(unchanged) > UNCHANGED_NAMES else ""
+            out(f"  {plural(len(unchanged), 'slice')} unchanged (no query changed): {names}{more}")
 
     n_regressed, n_improved = query_counts(decision)
     if n_regressed:
@@ -191,6 +205,57 @@ def print_human(
         )
 
 
+def print_wide(console: Console, renderable: Any) -> None:
+    """Print a table at its natural width where no terminal wraps it (a CI log, a pipe, a
+    file); on a terminal, at the terminal's width (rich wraps the cells, the columns stay)."""
+    natural = Measurement.get(console, console.options.update_width(10_000), renderable).maximum
+    if console.is_terminal or natural <= console.width:
+        console.print(renderable)
+        return
+    segments: list[Segment] = []
+    for line in console.render_lines(renderable, console.options.update_width(natural), pad=False):
+        segments += [*line, Segment.line()]
+    console.print(Segments(segments), soft_wrap=True, crop=False, end="")
+
+
+def _slice_table(
+    decision: GateDecision, rows: list[SliceAttribution], driver: SliceAttribution | None,
+    stat: dict[str, Any] | None,
+) -> Table:
+    """slice (with ← notes) | Δ (interval) | regressed | verdict or p | adj. p | share of drop."""
+    gated = stat is not None and stat["gated"]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), expand=False)
+    table.add_column("slice", no_wrap=True)
+    table.add_column(f"Δ ({stat['slice_level']}interval)" if stat is not None else "Δ", no_wrap=True)
+    table.add_column("regressed", justify="right", no_wrap=True)
+    table.add_column("verdict" if stat is None or gated else "p", no_wrap=True)
+    if gated:
+        table.add_column("p", justify="right", no_wrap=True)
+        table.add_column("adj. p", justify="right", no_wrap=True)
+    table.add_column("share of drop", justify="right", no_wrap=True)
+    for s in rows:
+        role = slice_role(s, driver, decision).replace("🎯" + NBSP, "")
+        notes = [role] if role else []
+        tag = f"[magenta]{rich_text(s.slice_tag, MD_VALUE_LIMIT)}[/magenta]"
+        if notes:
+            tag += "   [yellow]← " + ", ".join(notes) + "[/yellow]"
+        colour = "red" if finite(s.delta) and s.delta < 0 else "green"
+        check = slice_check(s, decision, stat)
+        verdict_colour = _VERDICT_STYLE.get(s.evidence.verdict if s.evidence is not None else "", "")
+        if stat is None:
+            verdict_colour = "red" if s.violates else ""
+        if verdict_colour and not check.startswith("too small"):
+            check = f"[{verdict_colour}]{rich_escape(check)}[/{verdict_colour}]"
+        else:
+            check = rich_escape(check)
+        cells = [tag, f"[{colour}]{slice_delta_cell(s, ' ')}[/{colour}]", f"{s.n_regressed}/{s.n_total}", check]
+        if gated:
+            cells += [rich_escape(slice_p(s)), rich_escape(slice_p_adjusted(s))]
+        cells.append(fmt_pct(s.share_of_drop) if s.share_of_drop is not None else "—")
+        table.add_row(*cells)
+    return table
+
+
 _VERDICT_STYLE = {"FAIL": "red", "PASS": "green", "INCONCLUSIVE": "yellow"}
 
 
@@ -211,8 +276,8 @@ def _print_stat_block(decision: GateDecision, stat: dict[str, Any], out: Any) ->
     """Reason, Evidence, rule and the Failed / Not settled lists: each sentence once."""
     t = rich_text
     if stat["show_reason"]:
-        out(f"Reason:    {t(decision.reason)}")
-    out(f"Evidence:  {t(stat['aggregate'].statement)}")
+        out(f"Reason:    {t(clean_statement(decision.reason))}")
+    out(f"Evidence:  {t(stat['aggregate_statement'])}")
     if stat["power"]:
         out(f"Power:     {t(stat['power'])}")
     out(f"Rule:      {t(stat['rule'])}")
@@ -220,8 +285,10 @@ def _print_stat_block(decision: GateDecision, stat: dict[str, Any], out: Any) ->
         out(f"Noise:     {t(stat['noise'])}")
     lists = (
         ("[bold red]Failed:[/bold red]", stat["failed"], stat["failed_more"]),
+        ("[bold]Explained by the driver[/bold] (within tolerance outside it):", stat["explained"],
+         stat["explained_more"]),
         ("[bold yellow]Not settled[/bold yellow] (drop beyond slice ε, evidence inconclusive):",
-         [s.evidence.statement for s in stat["unsettled"]], stat["unsettled_more"]),
+         stat["unsettled_statements"], stat["unsettled_more"]),
     )
     for heading, sentences, more in lists:
         if not sentences:
@@ -231,21 +298,6 @@ def _print_stat_block(decision: GateDecision, stat: dict[str, Any], out: Any) ->
             out(f"  • {t(sentence)}")
         if more:
             out(f"  … and {more} more (see the slice breakdown)")
-
-
-def _rich_stat_columns(s: SliceAttribution, *, gated: bool) -> str:
-    """Interval, p, adjusted p and verdict of one slice, padded to line up."""
-    verdict = slice_verdict(s) or "—"
-    colour = _VERDICT_STYLE.get(s.evidence.verdict if s.evidence is not None else "", "")
-    plain = not colour or verdict.startswith("too small")
-    shown = verdict if plain else f"[{colour}]{verdict}[/{colour}]"
-    pad = " " * max(0, 12 - len(verdict))
-    p_value = slice_p(s)
-    p = "p" + ("" if p_value.startswith("<") else "=") + p_value
-    if not gated:
-        return f"{slice_interval(s):<16}   {p:<8}   "
-    adj = slice_p_adjusted(s)
-    return f"{slice_interval(s):<16}   {p:<8}   adj {adj:<7}   {shown}{pad}   "
 
 
 def _rich_pattern(pattern: dict[str, Any]) -> str:

@@ -5,8 +5,9 @@ pattern n-grams, reasons, warnings) passes through here before it reaches
 Markdown (:func:`escape_markdown`, the templates' ``md`` filter), XML
 (:func:`escape_xml`, the ``xml`` filter) or a rich console
 (:func:`rich_text`): a holdout file must never be able to inject HTML, break
-a table, @-mention someone or restyle a terminal. Reports never show a
-secret this process holds (:func:`scrubbed`).
+a table, @-mention someone, link an issue, a pull request, a commit or a URL
+on GitHub, or restyle a terminal. Reports never show a secret this process
+holds (:func:`scrubbed`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from adaptergate.trust import plain_line
 __all__ = [
     "MD_LONG_TEXT_LIMIT",
     "MD_VALUE_LIMIT",
+    "WORD_JOINER",
+    "break_references",
     "escape_markdown",
     "escape_xml",
     "marker_value",
@@ -49,6 +52,36 @@ _BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u20
 _MD_SPECIAL = re.compile(r"[&<>|\\`*_\[\]#~!$]|@(?=\w)")
 _MD_LINE_START = re.compile(r"^(\d{0,9})((?<=\d)[.)](?=\s|$)|(?<!\d)[-+=])")
 _MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;"}
+
+WORD_JOINER = "\u2060"
+"""Invisible, and no line break opportunity: splits a GitHub reference without showing."""
+
+# GitHub turns these into links after rendering, in the HTML's text (entities and
+# backslash escapes are decoded by then): an invisible word joiner inside each
+# keeps the text as it reads while no pattern matches any more.
+_GH_REFERENCES = re.compile(
+    r"#(?=[0-9A-Za-z])"  # #5328, owner/repo#3
+    r"|(?<![0-9A-Za-z])GH(?=-\d)"  # GH-12
+    r"|(?<=[A-Za-z]):(?=//)"  # http://, https://, ftp:// ...
+    r"|(?<![0-9A-Za-z.])www(?=\.)",  # www.example.com
+    re.IGNORECASE,
+)
+_HEX_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{7,40}(?![0-9A-Za-z])")
+"""A word GitHub may link as a commit SHA (7-40 hex digits)."""
+
+
+def _break_hex(match: re.Match[str]) -> str:
+    run = match.group(0)
+    # pieces of at most 6 digits: none of them can name a commit
+    return WORD_JOINER.join(run[i:i + 6] for i in range(0, len(run), 6))
+
+
+def break_references(text: str) -> str:
+    """``text`` with an invisible word joiner inside every issue or pull-request reference
+    (``#5328``, ``GH-12``, ``owner/repo#3``), URL scheme or ``www.`` and 7-40 hex digit
+    run (a commit SHA), so GitHub links none of them (``@`` mentions: :func:`escape_markdown`)."""
+    text = _GH_REFERENCES.sub(lambda m: m.group(0) + WORD_JOINER, text)
+    return _HEX_RUN.sub(_break_hex, text)
 
 
 def _to_text(value: Any) -> str:
@@ -89,11 +122,13 @@ def escape_markdown(value: Any, limit: int | None = MD_VALUE_LIMIT) -> str:
 
     No raw HTML (``< > &`` become entities), ``|`` cannot split a table cell,
     line breaks collapse to a space, emphasis/link/heading/strikethrough/math
-    characters are backslash-escaped, ``@name`` cannot mention anyone, and the
-    value is cut to ``limit`` characters. Never put the result in a code span:
-    entities would show literally there.
+    characters are backslash-escaped, ``@name`` cannot mention anyone,
+    ``#123``, ``GH-12``, ``owner/repo#3``, commit SHAs and bare URLs link
+    nothing (:func:`break_references`), and the value is cut to ``limit``
+    characters. Never put the result in a code span: entities would show
+    literally there.
     """
-    text = _cap(_one_line(_to_text(value)).strip(), limit)
+    text = break_references(_cap(_one_line(_to_text(value)).strip(), limit))
     text = _MD_SPECIAL.sub(_md_replace, text)
     # A value may start a line (a list item): keep it from opening a list,
     # a thematic break or a setext underline there.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["finite", "fmt_num", "fmt_p", "fmt_pct", "fmt_score", "fmt_signed"]
+__all__ = ["NBSP", "finite", "fmt_num", "fmt_p", "fmt_pct", "fmt_score", "fmt_signed", "plural"]
 
 
 def finite(x: Any) -> bool:
@@ -35,3 +35,13 @@ def fmt_p(x: Any) -> str:
     if x < 1e-4:
         return "<0.0001"
     return f"{x:.4f}" if x < 0.01 else f"{x:.3f}"
+
+
+NBSP = "\u00a0"
+"""A non-breaking space: keeps a number and its interval on one line in a table cell."""
+
+
+def plural(n: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 query``, ``2 queries``, ``1 tenant``, ``3 tenants`` (the count and the word)."""
+    word = singular if n == 1 else (plural_form or singular + "s")
+    return f"{n:,} {word}"

@@ -229,6 +229,8 @@ def score_with_adapters(
     try:
         n = len(payloads)
         rows = todo_base + list(range(n))
+        if callable(getattr(progress, "total", None)):
+            progress.total(len(rows))  # what this run evaluates: cached baseline rows are not
         names = [baseline_name] * len(todo_base) + [candidate_name] * n
         prompts = [_prompt_of(payloads[i], ids[i]) for i in rows]
         outputs: list[str | None]
@@ -291,6 +293,7 @@ def score_with_adapters(
             "metric": "judge" if judging else str(metric), "mode": mode, "device": runner.device,
             "cached_baseline_queries": n - len(todo_base), "forward_passes": runner.stats.forward_passes,
             "seconds": round(runner.stats.seconds, 3), "backend": inputs.backend,
+            "backend_stats": dict(runner.stats.extra),  # load time, peak memory, batch sizes, tokens
             **({"engine": engine, "load_seconds": runner.stats.extra.get("load_seconds")}
                if engine is not None else {}),
         }

@@ -20,7 +20,9 @@ import numbers
 import re
 import sys
 import traceback
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from itertools import islice, repeat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,19 +227,38 @@ def score_all(
     values = np.empty(n, dtype=np.float64)
     func = scorer.single
     step = max(1, n // 100)
-    for i, payload in enumerate(payloads):
+    queries = iter(payloads)
+    for start in range(0, n, step):
+        # One C-level loop per 1% of the queries: the scorer's results are appended as
+        # they come, so on a failure the ones before it are at hand.
+        k = min(step, n - start)
+        got: list[Any] = []
         try:
-            v = func(adapter_id, payload)
+            deque(map(got.append, map(func, repeat(adapter_id, k), islice(queries, k))), maxlen=0)
         except Exception as exc:
+            _set_numbers(values, start, got, ids, scorer.spec, adapter_id)  # an earlier bad value first
             raise ScorerError(
-                f"scorer {scorer.spec} raised {_one_line(exc)} on query {ids[i]!r} (adapter {adapter_id!r})",
+                f"scorer {scorer.spec} raised {_one_line(exc)} on query {ids[start + len(got)]!r}"
+                f" (adapter {adapter_id!r})",
                 traceback_text=_format_tb(exc),
             ) from exc
-        if type(v) is not float and type(v) is not int:
-            _require_number(v, scorer.spec, ids[i], adapter_id)
-        values[i] = v
-        if progress and (i + 1) % step == 0:
-            progress(step)
-    if progress and n % step:
-        progress(n % step)
+        _set_numbers(values, start, got, ids, scorer.spec, adapter_id)
+        if progress:
+            progress(k)
     return _check(values, ids, scorer, adapter_id)
+
+
+def _set_numbers(
+    values: np.ndarray, start: int, got: list[Any], ids: Sequence[str], name: str, adapter_id: str
+) -> None:
+    """``values[start:start + len(got)] = got``, each a number, or the error naming the first that is not."""
+    if set(map(type, got)) <= {float, int}:
+        try:
+            values[start:start + len(got)] = got
+            return
+        except OverflowError:  # an integer past int64: converted one by one, as Python does
+            pass
+    for j, v in enumerate(got):
+        if type(v) is not float and type(v) is not int:
+            _require_number(v, name, ids[start + j], adapter_id)
+        values[start + j] = v

@@ -31,7 +31,11 @@ def check_data(
     max_problems: int = DEFAULT_MAX_PROBLEMS,
     fail_under: float | None = None,
 ) -> dict[str, Any]:
-    """Check one JSONL file; return the report (the ``--json`` dict)."""
+    """Check one JSONL file; return the report (the ``--json`` dict).
+
+    With ``schema``, the check fails when any record violates it; ``fail_under`` (a rate in
+    [0, 1]) lowers the bar to that share of valid records (``fail_under`` in the report: the
+    bar applied, None without a schema or ``--fail-under``)."""
     if max_problems < 0:
         raise UsageError(f"--max-problems must be >= 0, got {max_problems}")
     if fail_under is not None and not (0.0 <= fail_under <= 1.0):
@@ -131,9 +135,16 @@ def check_data(
         n = contamination["rows"]
         reasons.append(f"training data overlaps the holdout: {n} row{'s' if n != 1 else ''}"
                        " — the gate's verdict would be optimistic")
-    if fail_under is not None and compliance is not None and compliance < fail_under:
-        reasons.append(f"schema compliance {compliance:.2%} is below --fail-under {fail_under:g}"
-                       f" ({records - valid} of {records} records invalid)")
+    # with a schema, every record must satisfy it unless --fail-under lowers the bar
+    bar = fail_under if fail_under is not None else (1.0 if validator is not None else None)
+    if bar is not None and compliance is not None and compliance < bar:
+        bad = records - valid
+        if fail_under is None:
+            reasons.append(f"{bad} of {records} record{'s' if records != 1 else ''} violate{'s' if bad == 1 else ''}"
+                           f" the schema (compliance {compliance:.2%}); --fail-under RATE accepts a lower rate")
+        else:
+            reasons.append(f"schema compliance {compliance:.2%} is below --fail-under {fail_under:g}"
+                           f" ({bad} of {records} records invalid)")
     return {
         "path": str(path),
         "schema": str(schema) if schema is not None else None,
@@ -141,6 +152,7 @@ def check_data(
         "objects": objects,
         "valid": valid,
         "compliance": compliance,
+        "fail_under": bar,
         "problems": problems,
         "problems_total": problems_total,
         "problem_counts": dict(sorted(problem_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -153,5 +165,6 @@ def check_data(
 
 
 def exit_code(report: dict[str, Any]) -> int:
-    """0 when the check passed, 1 when it found contamination or compliance below --fail-under."""
+    """0 when the check passed, 1 when it found contamination, or a record that violates the
+    schema (compliance below 1, or below --fail-under when given)."""
     return 0 if report["verdict"]["ok"] else 1

@@ -223,10 +223,6 @@ def score_with_adapters(
         cache = _read_cache(cache_path)
         hashes = [query_hash(p) for p in payloads]
         todo_base = [i for i, h in enumerate(hashes) if h not in cache]
-    except BaseException:
-        runner.close()
-        raise
-    try:
         n = len(payloads)
         rows = todo_base + list(range(n))
         if callable(getattr(progress, "total", None)):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from adaptergate.errors import UsageError
+from adaptergate.errors import InvalidInputError, UsageError
 
 __all__ = [
     "BACKENDS",
@@ -29,6 +29,7 @@ __all__ = [
     "BackendStats",
     "GenerationSettings",
     "ScopedPool",
+    "TokenizerText",
     "auto_teacher_forcing",
     "backend_names",
     "cut_at_stop",
@@ -206,6 +207,31 @@ def drop_shared() -> None:
 def auto_teacher_forcing(backend: Backend) -> bool:
     """Whether ``--eval-mode auto`` teacher-forces exact match on this backend."""
     return bool(backend.supports_teacher_forcing and getattr(backend, "auto_teacher_forcing", True))
+
+
+class TokenizerText:
+    """Prompt text and token counts through a Hugging Face tokenizer (``self.tokenizer``) under
+    the job's settings (``self.settings``): the in-process backends share it, so PEFT and vLLM
+    see the same token ids for the same prompt."""
+
+    tokenizer: Any
+    settings: GenerationSettings
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def format_prompt(self, prompt: str) -> str:
+        """The prompt as the model sees it (through the chat template with ``--chat-template``)."""
+        if not self.settings.chat_template:
+            return prompt
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise InvalidInputError("--chat-template was asked for but the tokenizer has none")
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from adaptergate.backends.base import BackendStats, GenerationSettings, ScopedPool, cut_at_stop
+from adaptergate.backends.base import BackendStats, GenerationSettings, ScopedPool, TokenizerText, cut_at_stop
 from adaptergate.errors import EvaluationError, InvalidInputError
 
 
@@ -259,7 +259,7 @@ def _torch_module() -> Any:
     return sys.modules.get("torch")
 
 
-class AdapterRunner:
+class AdapterRunner(TokenizerText):
     """A base model with named LoRA adapters, ready for batched evaluation: the ``peft``
     backend (:class:`~adaptergate.backends.base.Backend`), transformers + PEFT in this process.
 
@@ -371,22 +371,7 @@ class AdapterRunner:
         """PEFT in-process: the settings that change answers are in the cache key already."""
         return {"backend": self.name}
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
     # ------------------------------------------------------------ helpers
-
-    def format_prompt(self, prompt: str) -> str:
-        if not self.settings.chat_template:
-            return prompt
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise InvalidInputError("--chat-template was asked for but the tokenizer has none")
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
 
     def _cuda_devices(self) -> list[Any]:
         devices = {p.device for p in self.model.parameters() if p.device.type == "cuda"}

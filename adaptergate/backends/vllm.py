@@ -30,7 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaptergate.backends.base import BackendStats, GenerationSettings, Progress, ScopedPool, cut_at_stop
+from adaptergate.backends.base import (
+    BackendStats, GenerationSettings, Progress, ScopedPool, TokenizerText, cut_at_stop,
+)
 from adaptergate.errors import EvaluationError, InvalidInputError
 
 __all__ = ["EnginePool", "VllmBackend", "drop_shared_engine", "lora_rank", "max_lora_rank", "shared_engine"]
@@ -184,7 +186,7 @@ drop_shared_engine = _SHARED.drop
 """Shut the shared engine down now (room for another model, e.g. a local judge)."""
 
 
-class VllmBackend:
+class VllmBackend(TokenizerText):
     """Base model + named adapters in one in-process vLLM engine (:class:`~adaptergate.backends.base.Backend`)."""
 
     name = "vllm"
@@ -227,9 +229,6 @@ class VllmBackend:
         return {"backend": self.name, "engine": "vllm", "version": self._version, "dtype": self.dtype,
                 "quantize": self.settings.quantize}
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
     def close(self) -> None:
         """Release the engine: back to the shared pool, or shut down."""
         engine, self._engine = getattr(self, "_engine", None), None
@@ -238,18 +237,6 @@ class VllmBackend:
             engine.shutdown()
 
     # --------------------------------------------------------- internals
-
-    def format_prompt(self, prompt: str) -> str:
-        if not self.settings.chat_template:
-            return prompt
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise InvalidInputError("--chat-template was asked for but the tokenizer has none")
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
 
     def _run(self, token_ids: list[list[int]], adapters: Sequence[str], params: Any,
              progress: Progress | None) -> list[Any]:
